@@ -1,0 +1,119 @@
+"""The hash chain that makes the event log tamper-evident, and how events are enveloped.
+
+Each row's hash is SHA-256 over the previous row's hash and the row's canonical content:
+
+    hash = sha256_hex( prev_hash + "\\n" + canonical_json(content) )
+
+`content` is a JSON object with exactly these keys: visit_id, seq, event_id, type,
+schema_version, occurred_at, actor_id, actor_role, command_id, payload. Canonical JSON
+sorts keys, uses "," and ":" with no spaces, keeps non-ASCII text as UTF-8, and writes
+instants as ISO 8601 in UTC with microseconds (``2026-11-23T09:00:00.000000Z``). The
+first event of a visit chains from 64 zeros. `recorded_at` is not hashed: the database
+sets it, and the chain must be computable by the workflow before the row exists.
+"""
+
+import hashlib
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from domain.actors import Actor
+from domain.events import GENESIS_HASH, Event, RecordedEvent
+
+
+def instant_text(value: datetime) -> str:
+    """The canonical text of an instant: UTC, microseconds, a trailing Z."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def canonical_json(value: Any) -> str:
+    """The one JSON text of `value` that every hash is computed over."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def row_content(
+    *,
+    visit_id: str,
+    seq: int,
+    event_id: str,
+    type: str,
+    schema_version: int,
+    occurred_at: datetime,
+    actor_id: str,
+    actor_role: str,
+    command_id: str,
+    payload: dict[str, Any],
+) -> dict[str, Any]:
+    """The hashed fields of one row, as the canonical JSON object."""
+    return {
+        "visit_id": visit_id,
+        "seq": seq,
+        "event_id": event_id,
+        "type": type,
+        "schema_version": schema_version,
+        "occurred_at": instant_text(occurred_at),
+        "actor_id": actor_id,
+        "actor_role": actor_role,
+        "command_id": command_id,
+        "payload": payload,
+    }
+
+
+def link_hash(prev_hash: str, content: dict[str, Any]) -> str:
+    """The hash of a row given its predecessor's hash and its canonical content."""
+    data = (prev_hash + "\n" + canonical_json(content)).encode("utf-8")
+    return hashlib.sha256(data).hexdigest()
+
+
+def content_of(recorded: RecordedEvent) -> dict[str, Any]:
+    """The canonical content of an enveloped event."""
+    return row_content(
+        visit_id=recorded.visit_id,
+        seq=recorded.seq,
+        event_id=recorded.event_id,
+        type=recorded.event.type,
+        schema_version=recorded.event.schema_version,
+        occurred_at=recorded.occurred_at,
+        actor_id=recorded.actor.id,
+        actor_role=recorded.actor.role.value,
+        command_id=recorded.command_id,
+        payload=recorded.payload(),
+    )
+
+
+def envelope(
+    events: Sequence[Event],
+    *,
+    visit_id: str,
+    last_seq: int,
+    head_hash: str,
+    actor: Actor,
+    command_id: str,
+    occurred_at: datetime,
+    event_ids: Sequence[str],
+) -> list[RecordedEvent]:
+    """Number, stamp and chain decided events after the visit's current head.
+
+    Ids and time are arguments (the workflow passes `workflow.uuid4()` and
+    `workflow.now()`), so the same call always yields the same rows.
+    """
+    if len(event_ids) != len(events):
+        raise ValueError("one event id is needed per event")
+    recorded: list[RecordedEvent] = []
+    prev = head_hash or GENESIS_HASH
+    for offset, (event, event_id) in enumerate(zip(events, event_ids, strict=True), start=1):
+        draft = RecordedEvent(
+            event_id=event_id,
+            visit_id=visit_id,
+            seq=last_seq + offset,
+            occurred_at=occurred_at,
+            actor=actor,
+            command_id=command_id,
+            event=event,
+            prev_hash=prev,
+        )
+        sealed = draft.model_copy(update={"hash": link_hash(prev, content_of(draft))})
+        recorded.append(sealed)
+        prev = sealed.hash
+    return recorded

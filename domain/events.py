@@ -1,0 +1,184 @@
+"""Events: the facts recorded in the log, one row each, never changed.
+
+Each event type is a frozen model with a `schema_version`. The envelope
+(`RecordedEvent`) adds where it sits in the visit's log (seq), who caused it, when, the
+command it answered, and its link in the hash chain.
+"""
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from domain.actors import Actor, Role
+from domain.models import Execution, Frozen, Instant, Plan, PromisedItem, Report
+from domain.policy import Policy
+
+
+class EventBase(Frozen):
+    schema_version: int = 1
+
+
+class PlanSubmitted(EventBase):
+    type: Literal["PlanSubmitted"] = "PlanSubmitted"
+    visit_id: str
+    rep_id: str
+    manager_id: str
+    director_id: str | None = None
+    plan: Plan
+    policy: Policy
+
+
+class PlanRevised(EventBase):
+    type: Literal["PlanRevised"] = "PlanRevised"
+    plan: Plan
+    revision: int
+    note: str = ""
+
+
+class PlanApproved(EventBase):
+    type: Literal["PlanApproved"] = "PlanApproved"
+    comment: str = ""
+
+
+class PlanRejected(EventBase):
+    type: Literal["PlanRejected"] = "PlanRejected"
+    reason: str
+
+
+class PlanReturned(EventBase):
+    type: Literal["PlanReturned"] = "PlanReturned"
+    reason: str
+
+
+class VisitRescheduled(EventBase):
+    type: Literal["VisitRescheduled"] = "VisitRescheduled"
+    previous_start: Instant
+    scheduled_start: Instant
+    duration_minutes: int
+    reason: str
+
+
+class VisitCancelled(EventBase):
+    type: Literal["VisitCancelled"] = "VisitCancelled"
+    reason: str
+
+
+class VisitCheckedIn(EventBase):
+    type: Literal["VisitCheckedIn"] = "VisitCheckedIn"
+    execution: Execution
+    report_due_at: Instant
+
+
+class ReportSubmitted(EventBase):
+    type: Literal["ReportSubmitted"] = "ReportSubmitted"
+    report: Report
+    revision: int
+    due_at: Instant
+    late: bool
+    items: list[PromisedItem]
+
+
+class ReportAccepted(EventBase):
+    type: Literal["ReportAccepted"] = "ReportAccepted"
+    comment: str = ""
+
+
+class ReportReturned(EventBase):
+    type: Literal["ReportReturned"] = "ReportReturned"
+    reason: str
+    report_due_at: Instant
+
+
+class ReportWaived(EventBase):
+    type: Literal["ReportWaived"] = "ReportWaived"
+    reason: str
+
+
+class PromisedItemCompleted(EventBase):
+    type: Literal["PromisedItemCompleted"] = "PromisedItemCompleted"
+    item_id: str
+    resolution: str
+    customer_reply: str = ""
+    late: bool
+
+
+class ReminderSent(EventBase):
+    type: Literal["ReminderSent"] = "ReminderSent"
+    concern: str
+    recipient_id: str
+    recipient_role: Role
+    due_at: Instant
+    message: str
+
+
+class Escalated(EventBase):
+    type: Literal["Escalated"] = "Escalated"
+    concern: str
+    level: int
+    recipient_id: str
+    recipient_role: Role
+    due_at: Instant
+    scheduled_for: Instant
+    message: str
+
+
+class VisitOutcome(StrEnum):
+    completed = "completed"
+    report_waived = "report_waived"
+    rejected = "rejected"
+    cancelled = "cancelled"
+
+
+class VisitClosed(EventBase):
+    type: Literal["VisitClosed"] = "VisitClosed"
+    outcome: VisitOutcome
+
+
+Event = Annotated[
+    PlanSubmitted
+    | PlanRevised
+    | PlanApproved
+    | PlanRejected
+    | PlanReturned
+    | VisitRescheduled
+    | VisitCancelled
+    | VisitCheckedIn
+    | ReportSubmitted
+    | ReportAccepted
+    | ReportReturned
+    | ReportWaived
+    | PromisedItemCompleted
+    | ReminderSent
+    | Escalated
+    | VisitClosed,
+    Field(discriminator="type"),
+]
+
+NOTIFYING_EVENTS = ("ReminderSent", "Escalated")
+"""Event types that put a notification in the outbox, in the same transaction."""
+
+GENESIS_HASH = "0" * 64
+"""The `prev_hash` of a visit's first event."""
+
+
+class RecordedEvent(Frozen):
+    """One row of the event log: an event in its envelope."""
+
+    event_id: str
+    visit_id: str
+    seq: int = Field(ge=1)
+    occurred_at: Instant
+    actor: Actor
+    command_id: str
+    event: Event
+    prev_hash: str = GENESIS_HASH
+    hash: str = ""
+
+    @property
+    def type(self) -> str:
+        return self.event.type
+
+    def payload(self) -> dict[str, Any]:
+        """The event's fields as stored in the `payload` column (type and version apart)."""
+        return self.event.model_dump(mode="json", exclude={"type", "schema_version"})

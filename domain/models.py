@@ -1,0 +1,123 @@
+"""Value objects of a visit: the plan, the execution record, the report, promised items."""
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+
+def _utc(value: datetime) -> datetime:
+    # Store every instant in UTC so the log, the hash chain and comparisons never depend
+    # on the offset a client happened to send.
+    from datetime import UTC
+
+    return value.astimezone(UTC)
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_utc)]
+"""A point in time with a time zone (naive times are refused), normalised to UTC."""
+
+Text = Annotated[str, Field(max_length=10_000)]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class Frozen(BaseModel):
+    """Base for immutable value objects that refuse unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class CustomerTier(StrEnum):
+    """客户分类: the tier sets the visit cadence (DOMAIN.md)."""
+
+    core = "core"
+    potential = "potential"
+    regular = "regular"
+    assist = "assist"
+
+
+class VisitMethod(StrEnum):
+    """How the visit happens: 实地, 网络, 电话."""
+
+    on_site = "on_site"
+    online = "online"
+    phone = "phone"
+
+
+class Customer(Frozen):
+    id: Name
+    name: Name
+    tier: CustomerTier = CustomerTier.regular
+
+
+class ExpenseRequest(Frozen):
+    """应酬费用/礼品申请: an expense or gift requested with the plan."""
+
+    description: Name
+    amount: Decimal = Field(ge=0, max_digits=14, decimal_places=2)
+    currency: str = Field(default="CNY", min_length=3, max_length=3)
+
+
+class Plan(Frozen):
+    """拜访计划: what the manager approves before the visit happens."""
+
+    customer: Customer
+    scheduled_start: Instant
+    duration_minutes: int = Field(default=20, ge=1, le=24 * 60)
+    method: VisitMethod = VisitMethod.on_site
+    purpose: Annotated[str, Field(min_length=1, max_length=2_000)]
+    agenda: Text = ""
+    participants: list[Name] = Field(default_factory=list, max_length=50)
+    expenses: list[ExpenseRequest] = Field(default_factory=list, max_length=50)
+
+
+class Execution(Frozen):
+    """拜访实施: what the rep recorded on check-in."""
+
+    method: VisitMethod
+    started_at: Instant
+    ended_at: Instant
+    location: str | None = Field(default=None, max_length=500)
+    notes: Text = ""
+
+
+class PromisedItemIn(Frozen):
+    """承诺事项 as the rep writes it in the report."""
+
+    item_id: Name | None = None
+    description: Annotated[str, Field(min_length=1, max_length=2_000)]
+    owner_id: Name
+    due_at: Instant
+
+
+class Report(Frozen):
+    """拜访报告: the report due within two days after the visit."""
+
+    outcome: Annotated[str, Field(min_length=1, max_length=10_000)]
+    customer_feedback: Text = ""
+    customer_needs: Text = ""
+    problems: Text = ""
+    competitor_notes: Text = ""
+    next_steps: Text = ""
+    promised_items: list[PromisedItemIn] = Field(default_factory=list, max_length=100)
+
+
+class ItemStatus(StrEnum):
+    open = "open"
+    completed = "completed"
+
+
+class PromisedItem(Frozen):
+    """A promised item being followed up to completion (落实对客户的承诺)."""
+
+    item_id: str
+    description: str
+    owner_id: str
+    due_at: Instant
+    status: ItemStatus = ItemStatus.open
+    completed_at: Instant | None = None
+    completed_late: bool = False
+    resolution: str = ""
+    customer_reply: str = ""
