@@ -1,0 +1,1 @@
+"""All I/O of the engine: the PostgreSQL event store, read models and the outbox."""

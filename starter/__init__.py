@@ -1,0 +1,1 @@
+"""How the outside world talks to the engine: the Python client and the `visits` CLI."""

@@ -1,0 +1,69 @@
+"""Wiring only: settings → Temporal client → database pool → worker."""
+
+import asyncio
+import signal
+
+import asyncpg
+import structlog
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.db import create_pool
+from activities.migrate import migrate
+from activities.store import EventStore
+from activities.visit_activities import VisitActivities
+from logs import configure_logging
+from settings import Settings
+from starter.connect import connect_temporal, database_url
+from workflows.visit import VisitWorkflow
+
+log = structlog.get_logger("visitflow.worker")
+
+
+def build_worker(client: Client, pool: asyncpg.Pool, settings: Settings) -> Worker:
+    """A worker for the visit workflow and its activities on the configured task queue."""
+    activities = VisitActivities(EventStore(pool), settings.policy)
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=[VisitWorkflow],
+        activities=[activities.append_events, activities.load_policy],
+    )
+
+
+async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Migrate the database, then run the worker until `stop` is set (or a signal arrives)."""
+    stop = stop or _stop_on_signals()
+    client = await connect_temporal(settings)
+    pool = await create_pool(
+        database_url(settings), min_size=settings.db_pool_min, max_size=settings.db_pool_max
+    )
+    try:
+        applied = await migrate(pool)
+        if applied:
+            log.info("migrated", versions=applied)
+        async with build_worker(client, pool, settings):
+            log.info("worker started", task_queue=settings.task_queue,
+                     namespace=settings.temporal_namespace)
+            await stop.wait()
+            log.info("worker stopping")
+    finally:
+        await pool.close()
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def main() -> None:
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
+    asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    main()
