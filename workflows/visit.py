@@ -17,8 +17,9 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.models import AppendRequest
     from activities.visit_activities import VisitActivities
+
+    from activities.models import AppendRequest
     from domain.actors import SYSTEM
     from domain.chain import envelope
     from domain.commands import (
@@ -79,6 +80,7 @@ class VisitWorkflow:
         self._results: dict[str, tuple[str, CommandResult]] = {}
         self._start_refusal: RuleViolation | None = None
         self._opened: CommandResult | None = None
+        self._opened_acknowledged = False
 
     @workflow.run
     async def run(self, start: SubmitPlan) -> VisitState:
@@ -119,11 +121,11 @@ class VisitWorkflow:
                 if not await self._fire(alarm):
                     await self._wait_for_change(None)
 
-    async def _wait_for_change(self, timeout: timedelta | None) -> bool:
-        """Wait for the next append (True) or for `timeout` to pass (False)."""
+    async def _wait_for_change(self, limit: timedelta | None) -> bool:
+        """Wait for the next append (True) or for `limit` to pass (False)."""
         seen = self._version
         try:
-            await workflow.wait_condition(lambda: self._version != seen, timeout=timeout)
+            await workflow.wait_condition(lambda: self._version != seen, timeout=limit)
         except TimeoutError:
             return False
         return True
@@ -224,14 +226,27 @@ class VisitWorkflow:
             return await self._record(command, events)
 
     @workflow.update(name=OPENED)
-    async def opened(self) -> CommandResult:
-        """Wait until the plan is recorded; return the opening command's result."""
+    async def opened(self, command_id: str | None = None) -> CommandResult:
+        """Wait until the plan is recorded and return the opening command's result.
+
+        With `command_id`, a different opening command is refused: the visit exists.
+        """
         await workflow.wait_condition(
             lambda: self._opened is not None or self._start_refusal is not None
         )
         if self._start_refusal is not None or self._opened is None:
             raise _refusal(self._start_refusal or RuleViolation("visit.not_open", "Not opened."))
-        return self._opened
+        if command_id is not None and command_id != self._opened.command_id:
+            raise _refusal(
+                RuleViolation(
+                    "visit.exists",
+                    f"Visit {self._visit_id} already exists, opened by command "
+                    f"{self._opened.command_id}; send changes as commands to that visit.",
+                )
+            )
+        first = not self._opened_acknowledged
+        self._opened_acknowledged = True
+        return self._opened if first else self._opened.model_copy(update={"duplicate": True})
 
     @workflow.query(name=STATE)
     def state(self) -> VisitState:

@@ -1,0 +1,164 @@
+"""The typed Python client for backends: start visits, send commands, read state and history.
+
+No business rule lives here: commands are built from `domain.commands` and judged by the
+workflow; refusals come back as `CommandRefused` carrying the rule and its sentence.
+"""
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import asyncpg
+from activities.store import EventStore
+from temporalio.client import (
+    Client,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from domain.commands import Command, SubmitPlan
+from domain.events import RecordedEvent
+from domain.state import VisitState
+from domain.summary import VisitSummary
+from settings import TASK_QUEUE
+from workflows.contract import OPENED, STATE, CommandResult, RecordedRef, workflow_id
+from workflows.visit import VisitWorkflow
+
+
+class CommandRefused(Exception):
+    """The engine refused a command. `rule` names the rule; the message is for people."""
+
+    def __init__(self, rule: str, message: str) -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.message = message
+
+
+class VisitNotFound(CommandRefused):
+    def __init__(self, visit_id: str) -> None:
+        super().__init__("visit.unknown", f"There is no visit {visit_id}.")
+
+
+def _refused(err: BaseException) -> CommandRefused | None:
+    cause: BaseException | None = err
+    while cause is not None:
+        if isinstance(cause, ApplicationError) and cause.type:
+            return CommandRefused(cause.type, cause.message)
+        cause = cause.__cause__ or getattr(cause, "cause", None)
+    return None
+
+
+def _repeat_of(command: Command | SubmitPlan, events: Sequence[RecordedEvent], state: VisitState) -> CommandResult:
+    return CommandResult(
+        visit_id=events[0].visit_id,
+        command_id=command.command_id,
+        kind=command.kind,
+        status=state.status,
+        events=[RecordedRef(seq=e.seq, type=e.type, event_id=e.event_id) for e in events],
+        duplicate=True,
+    )
+
+
+class VisitClient:
+    """Talks to the visit workflows through Temporal and reads the log from PostgreSQL."""
+
+    def __init__(
+        self, temporal: Client, pool: asyncpg.Pool | None = None, task_queue: str = TASK_QUEUE
+    ) -> None:
+        self.temporal = temporal
+        self.task_queue = task_queue
+        self._store = EventStore(pool) if pool is not None else None
+
+    @property
+    def store(self) -> EventStore:
+        if self._store is None:
+            raise RuntimeError("this client was made without a database pool; history needs one")
+        return self._store
+
+    def handle(self, visit_id: str) -> WorkflowHandle[VisitWorkflow, VisitState]:
+        return self.temporal.get_workflow_handle_for(VisitWorkflow.run, workflow_id(visit_id))
+
+    async def start_visit(self, command: SubmitPlan) -> CommandResult:
+        """Open a visit with its plan; returns once the plan is committed to the log.
+
+        Sending the same command again returns the first result (`duplicate=True`).
+        """
+        handle = await self.temporal.start_workflow(
+            VisitWorkflow.run,
+            command,
+            id=workflow_id(command.visit_id),
+            task_queue=self.task_queue,
+            # A visit id is used once; only a visit whose opening was refused may be retried.
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+        try:
+            return await handle.execute_update(OPENED, command.command_id, result_type=CommandResult)
+        except WorkflowUpdateFailedError as err:
+            raise _refused(err) or err from None
+        except RPCError as err:
+            if err.status is not RPCStatusCode.NOT_FOUND:
+                raise
+            return await self._after_completion(command.visit_id, command, handle)
+
+    async def send(self, visit_id: str, command: Command) -> CommandResult:
+        """Send one command to a visit; returns once its events are committed."""
+        handle = self.handle(visit_id)
+        try:
+            return await handle.execute_update(command.kind, command, result_type=CommandResult)
+        except WorkflowUpdateFailedError as err:
+            raise _refused(err) or err from None
+        except RPCError as err:
+            if err.status is not RPCStatusCode.NOT_FOUND:
+                raise
+            return await self._after_completion(visit_id, command, handle)
+
+    async def _after_completion(
+        self,
+        visit_id: str,
+        command: Command | SubmitPlan,
+        handle: WorkflowHandle[VisitWorkflow, VisitState],
+    ) -> CommandResult:
+        """Answer a command sent to a visit whose workflow has ended (or never existed)."""
+        try:
+            final = await handle.result()
+        except WorkflowFailureError as err:
+            raise _refused(err) or err from None
+        except RPCError as err:
+            if err.status is RPCStatusCode.NOT_FOUND:
+                raise VisitNotFound(visit_id) from None
+            raise
+        if self._store is not None:
+            recorded = await self._store.find_command(visit_id, command.command_id)
+            if recorded:
+                return _repeat_of(command, recorded, final)
+        outcome = final.outcome.value.replace("_", " ") if final.outcome else "closed"
+        raise CommandRefused(
+            "state.closed", f"Visit {visit_id} is closed ({outcome}); nothing more can be recorded on it."
+        )
+
+    async def state(self, visit_id: str) -> VisitState:
+        """The visit as it stands (from its workflow; from the final result once it has ended)."""
+        handle = self.handle(visit_id)
+        try:
+            return await handle.query(STATE, result_type=VisitState)
+        except RPCError as err:
+            if err.status is RPCStatusCode.NOT_FOUND:
+                raise VisitNotFound(visit_id) from None
+            raise
+        except WorkflowQueryFailedError as err:
+            raise CommandRefused("visit.not_open", err.message) from None
+
+    async def history(self, visit_id: str, until: datetime | None = None) -> list[RecordedEvent]:
+        """The visit's events from the PostgreSQL log, in order."""
+        return await self.store.events(visit_id, until=until)
+
+    async def summary(self, visit_id: str) -> VisitSummary | None:
+        return await self.store.visit(visit_id)
+
+    async def overdue(self, now: datetime) -> list[VisitSummary]:
+        return await self.store.overdue(now)
