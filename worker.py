@@ -5,13 +5,13 @@ import signal
 
 import asyncpg
 import structlog
+from temporalio.client import Client
+from temporalio.worker import Worker
+
 from activities.db import create_pool
 from activities.migrate import migrate
 from activities.store import EventStore
 from activities.visit_activities import VisitActivities
-from temporalio.client import Client
-from temporalio.worker import Worker
-
 from logs import configure_logging
 from settings import Settings
 from starter.connect import connect_temporal, database_url

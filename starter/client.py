@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import asyncpg
-from activities.store import EventStore
 from temporalio.client import (
     Client,
     WorkflowFailureError,
@@ -20,6 +19,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.store import EventStore
 from domain.commands import Command, SubmitPlan
 from domain.events import RecordedEvent
 from domain.state import VisitState

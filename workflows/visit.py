@@ -17,9 +17,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.visit_activities import VisitActivities
-
     from activities.models import AppendRequest
+    from activities.visit_activities import VisitActivities
     from domain.actors import SYSTEM
     from domain.chain import envelope
     from domain.commands import (
