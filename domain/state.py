@@ -139,6 +139,9 @@ def _apply(s: VisitState, recorded: RecordedEvent) -> None:
             s.plan_revision = e.revision
             s.status = VisitStatus.awaiting_approval
             s.submitted_at = at
+            # A revision that follows an escalation has a new, future visit time (the old
+            # one passed), so its approval is a new deadline, as after a reschedule.
+            _clear_concern(s, "plan_approval")
         case PlanApproved():
             s.status = VisitStatus.approved
             s.approved_at = at
