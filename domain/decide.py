@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from domain.actors import Actor, Role
-from domain.calendar import local_date, report_deadline, working_days_before
+from domain.calendar import local_date, report_deadline, working_days_before, zone
 from domain.commands import (
     AcceptReport,
     ApprovePlan,
@@ -77,8 +77,6 @@ _STATUS_WORDS = {
 
 
 def _fmt(instant: datetime, policy: Policy) -> str:
-    from domain.calendar import zone
-
     return instant.astimezone(zone(policy.timezone)).strftime("%Y-%m-%d %H:%M %Z")
 
 

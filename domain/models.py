@@ -1,6 +1,6 @@
 """Value objects of a visit: the plan, the execution record, the report, promised items."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated
@@ -11,8 +11,6 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 def _utc(value: datetime) -> datetime:
     # Store every instant in UTC so the log, the hash chain and comparisons never depend
     # on the offset a client happened to send.
-    from datetime import UTC
-
     return value.astimezone(UTC)
 
 
