@@ -8,6 +8,7 @@ a field the model refuses), 1 for a refused command or an unreachable server.
 
 import asyncio
 import json
+import re
 import signal
 import sys
 import typing
@@ -25,7 +26,11 @@ import typer
 from pydantic import AwareDatetime, BaseModel, TypeAdapter, ValidationError
 from rich.console import Console
 from rich.table import Table
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.service import RPCError
 
 from activities.db import create_pool
@@ -39,7 +44,7 @@ from domain.summary import VisitSummary, summarize
 from logs import configure_logging
 from settings import Settings
 from starter.client import CommandRefused, VisitClient, VisitNotFound
-from starter.connect import NotConfigured, connect_temporal, database_url
+from starter.connect import NotConfigured, connect_temporal, database_url, temporal_address
 from workflows.contract import OPENED, STATE, UPDATES, WORKFLOW_ID_PREFIX, WORKFLOW_TYPE, CommandResult
 
 T = TypeVar("T")
@@ -116,15 +121,6 @@ def _settings(ctx: typer.Context) -> tuple[CliContext, Settings]:
         _fail(f"invalid settings (VISITFLOW_* variables): {_fields(err)}", EXIT_BAD_INPUT)
 
 
-def _rpc_failure(err: BaseException) -> str | None:
-    cause: BaseException | None = err
-    while cause is not None:
-        if isinstance(cause, RPCError):
-            return cause.message
-        cause = cause.__cause__ or getattr(cause, "cause", None)
-    return None
-
-
 def _run(ctx: typer.Context, work: Callable[[CliContext, Settings], Coroutine[Any, Any, T]]) -> T:
     """Run one command's coroutine and turn every expected failure into one line and an exit code."""
     cli, settings = _settings(ctx)
@@ -138,7 +134,7 @@ def _run(ctx: typer.Context, work: Callable[[CliContext, Settings], Coroutine[An
         _fail(err.message, EXIT_REFUSED)
     except CommandRefused as err:
         _fail(f"refused ({err.rule}): {err.message}", EXIT_REFUSED)
-    except (NotConfigured, Unanswered, StoreError) as err:
+    except (NotConfigured, Unanswered, Unreachable, StoreError) as err:
         _fail(str(err), EXIT_REFUSED)
     except WorkflowUpdateFailedError as err:
         # A failure without a rule code (the workflow itself failed): report its message.
@@ -147,10 +143,7 @@ def _run(ctx: typer.Context, work: Callable[[CliContext, Settings], Coroutine[An
     except RPCError as err:
         _fail(f"Temporal refused the request: {err.message}", EXIT_REFUSED)
     except (OSError, asyncpg.PostgresError) as err:
-        _fail(f"database error: {err}", EXIT_REFUSED)
-    except RuntimeError as err:
-        # The Temporal SDK reports an unreachable server as a RuntimeError from its core.
-        _fail(f"cannot reach the Temporal server: {_rpc_failure(err) or err}", EXIT_REFUSED)
+        _fail(f"database error: {_reason(err)}", EXIT_REFUSED)
 
 
 # --- input --------------------------------------------------------------------------------
@@ -235,17 +228,47 @@ def _instant(text: str | None, flag: str) -> datetime | None:
 # --- connections --------------------------------------------------------------------------
 
 
+class Unreachable(Exception):
+    """A server named by the settings (or by `visits dev`) does not answer."""
+
+
+def _reason(err: BaseException) -> str:
+    # The SDK's core wraps the socket error in a long transport trace; keep its message.
+    text = str(err)
+    found = re.search(r'message: "([^"]+)"', text)
+    return found.group(1) if found else text
+
+
+async def _connect_temporal(settings: Settings) -> Client:
+    address = temporal_address(settings)
+    try:
+        return await connect_temporal(settings, address)
+    except RuntimeError as err:
+        raise Unreachable(
+            f"Cannot reach the Temporal server at {address} ({_reason(err)}); is `visits dev` "
+            "running, or is VISITFLOW_TEMPORAL_ADDRESS right?"
+        ) from None
+
+
+async def _create_pool(url: str) -> asyncpg.Pool:
+    try:
+        return await create_pool(url, min_size=1, max_size=2)
+    except (OSError, asyncpg.PostgresError) as err:
+        # The URL is not repeated: it may carry a password.
+        raise Unreachable(f"Cannot use the PostgreSQL database ({_reason(err)}).") from None
+
+
 @asynccontextmanager
 async def visit_client(settings: Settings, *, history: bool = False) -> AsyncIterator[VisitClient]:
     """The one place the tool builds its `VisitClient` (Temporal, and the log when known)."""
-    temporal = await connect_temporal(settings)
+    temporal = await _connect_temporal(settings)
     try:
         url = database_url(settings)
     except NotConfigured:
         if history:
             raise
         url = None
-    pool = await create_pool(url, min_size=1, max_size=2) if url else None
+    pool = await _create_pool(url) if url else None
     try:
         yield VisitClient(temporal, pool, task_queue=settings.task_queue)
     finally:
@@ -256,7 +279,7 @@ async def visit_client(settings: Settings, *, history: bool = False) -> AsyncIte
 @asynccontextmanager
 async def event_store(settings: Settings) -> AsyncIterator[EventStore]:
     """The PostgreSQL log and read models, for the commands that only read."""
-    pool = await create_pool(database_url(settings), min_size=1, max_size=2)
+    pool = await _create_pool(database_url(settings))
     try:
         yield EventStore(pool)
     finally:
@@ -269,7 +292,9 @@ async def _answer(call: Awaitable[T], seconds: float, command_id: str | None = N
     try:
         async with asyncio.timeout(seconds):
             return await call
-    except TimeoutError:
+    # The SDK reports an update cancelled by our timeout (or timed out by the server) as
+    # its own error rather than TimeoutError.
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
         raise Unanswered(
             f"No answer from the engine within {seconds:g} s (is a worker running? `visits dev` "
             f"or `visits worker`). The command may still be recorded.{retry}"
@@ -938,7 +963,7 @@ async def _live_state(cli: CliContext, settings: Settings, visit_id: str) -> Vis
     try:
         async with visit_client(settings) as visits:
             return await asyncio.wait_for(visits.state(visit_id), cli.timeout)
-    except (NotConfigured, CommandRefused, RPCError, RuntimeError, TimeoutError):
+    except (NotConfigured, Unreachable, CommandRefused, RPCError, TimeoutError):
         # The log is the system of record: the same fold gives the same state.
         return None
 

@@ -26,7 +26,7 @@ from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
 from settings import Settings
-from starter.cli import CliContext, app
+from starter.cli import CliContext, Unanswered, _answer, app
 from tests import factory as f
 from worker import build_worker
 from workflows.contract import workflow_id
@@ -272,6 +272,18 @@ async def test_overdue_lists_a_visit_escalated_for_a_missing_check_in(
 
         shown = await cli("show", visit_id)
         assert "Escalated" in shown.stdout and "level 1 to manager m-li: check-in" in shown.stdout
+
+
+async def test_an_unanswered_command_says_so_and_prints_its_id_for_a_retry():
+    # Not on the shared time-skipping server: an update cancelled there while no worker
+    # polls leaves that server unable to skip time for the tests after it. The same path was
+    # tried by hand against `visits dev` with its worker stopped.
+    never = asyncio.Event()
+    with pytest.raises(Unanswered) as raised:
+        await _answer(never.wait(), 0.05, "plan-9")
+    message = str(raised.value)
+    assert message.startswith("No answer from the engine within 0.05 s (is a worker running?")
+    assert message.endswith("Send it again with --command-id plan-9 to find out.")
 
 
 @pytest.mark.parametrize(
