@@ -11,12 +11,11 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from domain.actors import Role
-from domain.state import BEFORE_VISIT, OPEN_PLAN, REPORT_MISSING, VisitState, VisitStatus
+from domain.state import BEFORE_VISIT, ITEM_PREFIX, OPEN_PLAN, REPORT_MISSING, VisitState, VisitStatus
 
 PLAN_APPROVAL = "plan_approval"
 CHECK_IN = "check_in"
 REPORT = "report"
-ITEM_PREFIX = "item:"
 
 
 @dataclass(frozen=True)

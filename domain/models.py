@@ -5,7 +5,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 
 def _utc(value: datetime) -> datetime:
@@ -21,10 +21,25 @@ Text = Annotated[str, Field(max_length=10_000)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 
 
+def _no_nul(value: object) -> object:
+    # PostgreSQL cannot store NUL in text: refuse it with the command, not at the append.
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("text may not contain NUL characters")
+    if isinstance(value, list):
+        for item in value:
+            _no_nul(item)
+    return value
+
+
 class Frozen(BaseModel):
-    """Base for immutable value objects that refuse unknown fields."""
+    """Base for immutable value objects that refuse unknown fields and NUL characters."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _text_is_storable(cls, value: object) -> object:
+        return _no_nul(value)
 
 
 class CustomerTier(StrEnum):

@@ -45,6 +45,9 @@ class VisitStatus(StrEnum):
     closed = "closed"
 
 
+ITEM_PREFIX = "item:"
+"""Concern key prefix of a promised item (``item:<item_id>``)."""
+
 OPEN_PLAN = (VisitStatus.awaiting_approval, VisitStatus.returned_for_changes)
 REPORT_MISSING = (VisitStatus.awaiting_report, VisitStatus.report_returned)
 BEFORE_VISIT = (*OPEN_PLAN, VisitStatus.approved)
@@ -175,6 +178,11 @@ def _apply(s: VisitState, recorded: RecordedEvent) -> None:
             s.report_revision = e.revision
             s.report_submitted_at = at
             s.report_late = s.report_late or e.late
+            for item in e.items:
+                before = s.items.get(item.item_id)
+                if before is None or before.due_at != item.due_at:
+                    # A new or re-dated promise is a new deadline with its own ladder.
+                    _clear_concern(s, ITEM_PREFIX + item.item_id)
             s.items = {item.item_id: item for item in e.items}
             s.status = VisitStatus.report_submitted
         case ReportAccepted():
@@ -190,7 +198,9 @@ def _apply(s: VisitState, recorded: RecordedEvent) -> None:
             s.last_reason = e.reason
             s.status = VisitStatus.following_up
         case PromisedItemCompleted():
-            item = s.items[e.item_id]
+            item = s.items.get(e.item_id)
+            if item is None:
+                raise ValueError(f"event {recorded.seq} completes unknown promised item {e.item_id!r}")
             s.items[e.item_id] = item.model_copy(
                 update={
                     "status": ItemStatus.completed,

@@ -52,7 +52,9 @@ def _refused(err: BaseException) -> CommandRefused | None:
     return None
 
 
-def _repeat_of(command: Command | SubmitPlan, events: Sequence[RecordedEvent], state: VisitState) -> CommandResult:
+def _repeat_of(
+    command: Command | SubmitPlan, events: Sequence[RecordedEvent], state: VisitState
+) -> CommandResult:
     return CommandResult(
         visit_id=events[0].visit_id,
         command_id=command.command_id,

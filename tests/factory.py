@@ -86,6 +86,9 @@ def accept() -> AcceptReport:
 
 def complete(item_id: str) -> CompleteItem:
     return CompleteItem(
-        command_id=new_id("c"), actor=REP, item_id=item_id, resolution="Samples delivered",
+        command_id=new_id("c"),
+        actor=REP,
+        item_id=item_id,
+        resolution="Samples delivered",
         customer_reply="Customer confirmed receipt",
     )

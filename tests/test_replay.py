@@ -68,7 +68,9 @@ async def returned_plan_refusals_and_repeats(client: VisitClient, env: WorkflowE
     start = (await env.get_current_time()) + timedelta(days=6)
     opening = f.submit_plan(visit_id, start)
     await client.start_visit(opening)
-    await client.send(visit_id, ReturnPlan(command_id=f.new_id("c"), actor=f.MANAGER, reason="Add the agenda"))
+    await client.send(
+        visit_id, ReturnPlan(command_id=f.new_id("c"), actor=f.MANAGER, reason="Add the agenda")
+    )
     with pytest.raises(CommandRefused):
         await client.send(visit_id, f.approve())
     revision = RevisePlan(command_id=f.new_id("c"), actor=f.REP, plan=opening.plan, note="Agenda added")

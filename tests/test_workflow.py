@@ -6,6 +6,7 @@ workflow's timers fire at their exact instants.
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -14,6 +15,8 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import pytest
 from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
@@ -24,9 +27,9 @@ from domain.policy import DeadlineMode, Policy
 from domain.state import VisitStatus
 from settings import Settings
 from starter.client import CommandRefused, VisitClient
-from workflows.contract import CommandResult
 from tests import factory as f
 from worker import build_worker
+from workflows.contract import CommandResult
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -72,7 +75,9 @@ async def types_of(client: VisitClient, visit_id: str) -> list[str]:
     return [e.type for e in await client.history(visit_id)]
 
 
-async def opened_approved(client: VisitClient, env: WorkflowEnvironment, days: int = 7) -> tuple[str, datetime]:
+async def opened_approved(
+    client: VisitClient, env: WorkflowEnvironment, days: int = 7
+) -> tuple[str, datetime]:
     visit_id = f.new_id()
     start = (await env.get_current_time()).replace(microsecond=0) + timedelta(days=days)
     await client.start_visit(f.submit_plan(visit_id, start))
@@ -101,8 +106,13 @@ async def test_full_lifecycle_closes_after_report_accepted_and_items_completed(e
         logged = await client.history(visit_id)
         assert [e.seq for e in logged] == list(range(1, len(logged) + 1))
         assert [e.type for e in logged] == [
-            "PlanSubmitted", "PlanApproved", "VisitCheckedIn", "ReportSubmitted",
-            "ReportAccepted", "PromisedItemCompleted", "VisitClosed",
+            "PlanSubmitted",
+            "PlanApproved",
+            "VisitCheckedIn",
+            "ReportSubmitted",
+            "ReportAccepted",
+            "PromisedItemCompleted",
+            "VisitClosed",
         ]
         summary = await client.summary(visit_id)
         assert summary is not None and summary.status is VisitStatus.closed
@@ -136,7 +146,9 @@ async def test_missing_report_is_reminded_then_escalated_up_the_ladder_on_time(e
             "SELECT kind, recipient_id, level FROM notifications WHERE visit_id = $1 ORDER BY seq", visit_id
         )
         assert [(r["kind"], r["recipient_id"], r["level"]) for r in rows] == [
-            ("reminder", f.REP.id, None), ("escalation", f.MANAGER.id, 1), ("escalation", f.DIRECTOR.id, 2),
+            ("reminder", f.REP.id, None),
+            ("escalation", f.MANAGER.id, 1),
+            ("escalation", f.DIRECTOR.id, 2),
         ]
         # A late report is accepted and marked late from the recorded times.
         await client.send(visit_id, f.report())
@@ -159,7 +171,9 @@ async def test_report_due_in_working_days_skips_weekend_and_public_holiday_in_sh
         await skip_to(env, start + timedelta(hours=1))
         await client.send(visit_id, f.check_in(start, minutes=30))
         # Friday 16:30 + 2 working days: Sat, Sun (weekend) and Mon (holiday) skipped → Wed 16:30.
-        expected_due = datetime(friday.year, friday.month, friday.day, 16, 30, tzinfo=SHANGHAI) + timedelta(days=5)
+        expected_due = datetime(friday.year, friday.month, friday.day, 16, 30, tzinfo=SHANGHAI) + timedelta(
+            days=5
+        )
         state = await client.state(visit_id)
         assert state.report_due_at == expected_due
         await skip_to(env, expected_due + timedelta(minutes=1))
@@ -181,7 +195,8 @@ async def test_unapproved_plan_is_escalated_at_visit_time_and_cannot_then_be_app
         assert refused.value.rule == "plan.approval_after_visit_time"
         later = start + timedelta(days=3)
         moved = await client.send(
-            visit_id, Reschedule(command_id=f.new_id("c"), actor=f.REP, scheduled_start=later, reason="Customer away")
+            visit_id,
+            Reschedule(command_id=f.new_id("c"), actor=f.REP, scheduled_start=later, reason="Customer away"),
         )
         assert moved.status is VisitStatus.awaiting_approval
         assert (await client.send(visit_id, f.approve())).status is VisitStatus.approved
@@ -207,7 +222,9 @@ async def test_overdue_promised_item_is_escalated_to_the_manager(env, pool, task
         await client.send(visit_id, f.accept())
         await skip_to(env, item_due + timedelta(minutes=1))
         escalations = [e for e in await client.history(visit_id) if isinstance(e.event, Escalated)]
-        assert [(e.event.concern, e.event.recipient_id) for e in escalations] == [("item:price-list", f.MANAGER.id)]
+        assert [(e.event.concern, e.event.recipient_id) for e in escalations] == [
+            ("item:price-list", f.MANAGER.id)
+        ]
         assert near(escalations[0].occurred_at, item_due)
         done = await client.send(visit_id, f.complete("price-list"))
         assert done.status is VisitStatus.closed
@@ -231,7 +248,11 @@ async def test_refused_commands_name_their_rule_and_record_nothing(env, pool, ta
             assert refused.value.message.endswith(".")
         assert await types_of(client, visit_id) == ["PlanSubmitted"]
         history = await client.handle(visit_id).fetch_history()
-        accepted = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED]
+        accepted = [
+            e
+            for e in history.events
+            if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+        ]
         assert len(accepted) == 1  # only the `opened` call: validators kept refusals out of history
 
 
@@ -282,13 +303,13 @@ async def test_concurrent_commands_are_appended_in_order_without_gaps(env, pool,
         logged = await client.history(visit_id)
         assert [e.seq for e in logged] == list(range(1, 11))
         assert logged[-1].type == "VisitClosed"
-        for before, after in zip(logged, logged[1:], strict=False):
+        for before, after in itertools.pairwise(logged):
             assert after.prev_hash == before.hash
 
 
 async def test_commands_to_a_closed_visit_are_refused_but_repeats_still_answered(env, pool, task_queue):
     async with engine(env, pool, task_queue) as client:
-        visit_id, start = await opened_approved(client, env)
+        visit_id, _start = await opened_approved(client, env)
         cancel = {"command_id": f.new_id("c"), "actor": f.REP, "reason": "Customer closed for renovation"}
         cancelled = await client.send(visit_id, CancelVisit.model_validate(cancel))
         assert cancelled.status is VisitStatus.closed
@@ -299,3 +320,19 @@ async def test_commands_to_a_closed_visit_are_refused_but_repeats_still_answered
             await client.send(visit_id, f.approve())
         assert closed.value.rule == "state.closed"
 
+
+async def test_malformed_command_is_refused_in_one_line_and_records_nothing(env, pool, task_queue):
+    async with engine(env, pool, task_queue) as client:
+        visit_id = f.new_id()
+        await client.start_visit(f.submit_plan(visit_id, (await env.get_current_time()) + timedelta(days=5)))
+        handle = client.handle(visit_id)
+        for body in (
+            {"command_id": "c-bad-1", "actor": {"id": "mgr-li"}},
+            {"command_id": "c-bad-2", "actor": {"id": "mgr-li", "role": "manager"}, "comment": "ok\x00"},
+        ):
+            with pytest.raises(WorkflowUpdateFailedError) as failed:
+                await handle.execute_update("approve_plan", body, result_type=CommandResult)
+            cause = failed.value.cause
+            assert isinstance(cause, ApplicationError) and cause.type == "command.invalid"
+            assert cause.non_retryable and "\n" not in cause.message
+        assert await types_of(client, visit_id) == ["PlanSubmitted"]

@@ -11,12 +11,15 @@ or escalation that `domain.deadlines.next_alarm` names and sends it through the 
 import asyncio
 import hashlib
 from datetime import timedelta
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from pydantic import BaseModel, ValidationError
+
     from activities.models import AppendRequest
     from activities.visit_activities import VisitActivities
     from domain.actors import SYSTEM
@@ -48,6 +51,8 @@ with workflow.unsafe.imports_passed_through():
     from domain.summary import summarize
     from workflows.contract import OPENED, STATE, WORKFLOW_TYPE, CommandResult, RecordedRef
 
+C = TypeVar("C", bound="BaseModel")
+
 APPEND_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=30),
@@ -59,6 +64,25 @@ APPEND_RETRY = RetryPolicy(
 def _refusal(violation: RuleViolation) -> ApplicationError:
     """A refused command as the error clients see: the sentence, typed by its rule."""
     return ApplicationError(violation.message, type=violation.rule, non_retryable=True)
+
+
+def _parse(model: type[C], raw: dict[str, Any]) -> C:
+    """Validate a command's JSON here, so a malformed one is refused in one clear line.
+
+    Updates take plain JSON objects rather than models: a payload the converter cannot
+    decode would otherwise fail as a retryable decoding error with a multi-line dump.
+    """
+    try:
+        return model.model_validate(raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "command"
+        more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+        raise ApplicationError(
+            f"The command is malformed: {where}: {first['msg']}{more}.",
+            type="command.invalid",
+            non_retryable=True,
+        ) from None
 
 
 def _fingerprint(command: Command | SubmitPlan) -> str:
@@ -230,9 +254,7 @@ class VisitWorkflow:
 
         With `command_id`, a different opening command is refused: the visit exists.
         """
-        await workflow.wait_condition(
-            lambda: self._opened is not None or self._start_refusal is not None
-        )
+        await workflow.wait_condition(lambda: self._opened is not None or self._start_refusal is not None)
         if self._start_refusal is not None or self._opened is None:
             raise _refusal(self._start_refusal or RuleViolation("visit.not_open", "Not opened."))
         if command_id is not None and command_id != self._opened.command_id:
@@ -253,97 +275,97 @@ class VisitWorkflow:
         return self._current()
 
     @workflow.update(name="revise_plan")
-    async def revise_plan(self, command: RevisePlan) -> CommandResult:
-        return await self._execute(command)
+    async def revise_plan(self, command: dict[str, Any]) -> CommandResult:
+        return await self._execute(_parse(RevisePlan, command))
 
     @revise_plan.validator
-    def _v_revise_plan(self, command: RevisePlan) -> None:
-        self._validate(command)
+    def _v_revise_plan(self, command: dict[str, Any]) -> None:
+        self._validate(_parse(RevisePlan, command))
 
     @workflow.update(name="approve_plan")
-    async def approve_plan(self, command: ApprovePlan) -> CommandResult:
-        return await self._execute(command)
+    async def approve_plan(self, command: dict[str, Any]) -> CommandResult:
+        return await self._execute(_parse(ApprovePlan, command))
 
     @approve_plan.validator
-    def _v_approve_plan(self, command: ApprovePlan) -> None:
-        self._validate(command)
+    def _v_approve_plan(self, command: dict[str, Any]) -> None:
+        self._validate(_parse(ApprovePlan, command))
 
     @workflow.update(name="reject_plan")
-    async def reject_plan(self, command: RejectPlan) -> CommandResult:
-        return await self._execute(command)
+    async def reject_plan(self, command: dict[str, Any]) -> CommandResult:
+        return await self._execute(_parse(RejectPlan, command))
 
     @reject_plan.validator
-    def _v_reject_plan(self, command: RejectPlan) -> None:
-        self._validate(command)
+    def _v_reject_plan(self, command: dict[str, Any]) -> None:
+        self._validate(_parse(RejectPlan, command))
 
     @workflow.update(name="return_plan")
-    async def return_plan(self, command: ReturnPlan) -> CommandResult:
-        return await self._execute(command)
+    async def return_plan(self, command: dict[str, Any]) -> CommandResult:
+        return await self._execute(_parse(ReturnPlan, command))
 
     @return_plan.validator
-    def _v_return_plan(self, command: ReturnPlan) -> None:
-        self._validate(command)
+    def _v_return_plan(self, command: dict[str, Any]) -> None:
+        self._validate(_parse(ReturnPlan, command))
 
     @workflow.update(name="reschedule")
-    async def reschedule(self, command: Reschedule) -> CommandResult:
-        return await self._execute(command)
+    async def reschedule(self, command: dict[str, Any]) -> CommandResult:
+        return await self._execute(_parse(Reschedule, command))
 
     @reschedule.validator
-    def _v_reschedule(self, command: Reschedule) -> None:
-        self._validate(command)
+    def _v_reschedule(self, command: dict[str, Any]) -> None:
+        self._validate(_parse(Reschedule, command))
 
     @workflow.update(name="cancel")
-    async def cancel(self, command: CancelVisit) -> CommandResult:
-        return await self._execute(command)
+    async def cancel(self, command: dict[str, Any]) -> CommandResult:
+        return await self._execute(_parse(CancelVisit, command))
 
     @cancel.validator
-    def _v_cancel(self, command: CancelVisit) -> None:
-        self._validate(command)
+    def _v_cancel(self, command: dict[str, Any]) -> None:
+        self._validate(_parse(CancelVisit, command))
 
     @workflow.update(name="check_in")
-    async def check_in(self, command: CheckIn) -> CommandResult:
-        return await self._execute(command)
+    async def check_in(self, command: dict[str, Any]) -> CommandResult:
+        return await self._execute(_parse(CheckIn, command))
 
     @check_in.validator
-    def _v_check_in(self, command: CheckIn) -> None:
-        self._validate(command)
+    def _v_check_in(self, command: dict[str, Any]) -> None:
+        self._validate(_parse(CheckIn, command))
 
     @workflow.update(name="submit_report")
-    async def submit_report(self, command: SubmitReport) -> CommandResult:
-        return await self._execute(command)
+    async def submit_report(self, command: dict[str, Any]) -> CommandResult:
+        return await self._execute(_parse(SubmitReport, command))
 
     @submit_report.validator
-    def _v_submit_report(self, command: SubmitReport) -> None:
-        self._validate(command)
+    def _v_submit_report(self, command: dict[str, Any]) -> None:
+        self._validate(_parse(SubmitReport, command))
 
     @workflow.update(name="accept_report")
-    async def accept_report(self, command: AcceptReport) -> CommandResult:
-        return await self._execute(command)
+    async def accept_report(self, command: dict[str, Any]) -> CommandResult:
+        return await self._execute(_parse(AcceptReport, command))
 
     @accept_report.validator
-    def _v_accept_report(self, command: AcceptReport) -> None:
-        self._validate(command)
+    def _v_accept_report(self, command: dict[str, Any]) -> None:
+        self._validate(_parse(AcceptReport, command))
 
     @workflow.update(name="return_report")
-    async def return_report(self, command: ReturnReport) -> CommandResult:
-        return await self._execute(command)
+    async def return_report(self, command: dict[str, Any]) -> CommandResult:
+        return await self._execute(_parse(ReturnReport, command))
 
     @return_report.validator
-    def _v_return_report(self, command: ReturnReport) -> None:
-        self._validate(command)
+    def _v_return_report(self, command: dict[str, Any]) -> None:
+        self._validate(_parse(ReturnReport, command))
 
     @workflow.update(name="complete_item")
-    async def complete_item(self, command: CompleteItem) -> CommandResult:
-        return await self._execute(command)
+    async def complete_item(self, command: dict[str, Any]) -> CommandResult:
+        return await self._execute(_parse(CompleteItem, command))
 
     @complete_item.validator
-    def _v_complete_item(self, command: CompleteItem) -> None:
-        self._validate(command)
+    def _v_complete_item(self, command: dict[str, Any]) -> None:
+        self._validate(_parse(CompleteItem, command))
 
     @workflow.update(name="waive_report")
-    async def waive_report(self, command: WaiveReport) -> CommandResult:
-        return await self._execute(command)
+    async def waive_report(self, command: dict[str, Any]) -> CommandResult:
+        return await self._execute(_parse(WaiveReport, command))
 
     @waive_report.validator
-    def _v_waive_report(self, command: WaiveReport) -> None:
-        self._validate(command)
+    def _v_waive_report(self, command: dict[str, Any]) -> None:
+        self._validate(_parse(WaiveReport, command))

@@ -503,3 +503,16 @@ def test_returned_report_with_old_deadline_cannot_be_escalated_early():
     visit.apply(return_report(), REVIEWED_AT)
 
     visit.refuse(escalate(REPORT, 1), REPORT_DUE, "timer.escalate")
+
+
+def test_redated_promise_in_a_revised_report_restarts_its_escalation_ladder():
+    visit = reported([promised("quote", due_at=at("2026-11-24 12:00"))])
+    visit.apply(escalate("item:quote", 1), at("2026-11-24 12:00"))
+    assert visit.s.escalation_levels["item:quote"] == 1
+    visit.apply(return_report(), REVIEWED_AT)
+    later = at("2026-12-04 18:00")
+    visit.apply(submit_report(items=[promised("quote", due_at=later)]), at("2026-11-25 09:00"))
+    assert "item:quote" not in visit.s.escalation_levels
+    alarm = next_alarm(visit.s, at("2026-11-25 09:00"))
+    assert alarm is not None and alarm.concern == "item:quote"
+    assert alarm.kind == "remind" and alarm.at == later - timedelta(hours=24)
