@@ -198,10 +198,10 @@ def _apply(s: VisitState, recorded: RecordedEvent) -> None:
             s.last_reason = e.reason
             s.status = VisitStatus.following_up
         case PromisedItemCompleted():
-            item = s.items.get(e.item_id)
-            if item is None:
+            promise = s.items.get(e.item_id)
+            if promise is None:
                 raise ValueError(f"event {recorded.seq} completes unknown promised item {e.item_id!r}")
-            s.items[e.item_id] = item.model_copy(
+            s.items[e.item_id] = promise.model_copy(
                 update={
                     "status": ItemStatus.completed,
                     "completed_at": at,
