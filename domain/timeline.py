@@ -1,0 +1,177 @@
+"""The auditor's timeline: what happened to a visit, who did it, when, why, and what it led to.
+
+The timeline folds the logged events with `domain.state.evolve`, the same fold the workflow
+uses, so the state shown after each step is the state the workflow acted on. Pure: no I/O.
+Give it events read from the log (upcast to the current model); verify the stored rows
+with `domain.verify.verify_chain` first.
+"""
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from itertools import takewhile
+from zoneinfo import ZoneInfo
+
+from domain.actors import Role
+from domain.events import (
+    Escalated,
+    Event,
+    PlanApproved,
+    PlanRejected,
+    PlanReturned,
+    PlanRevised,
+    PlanSubmitted,
+    PromisedItemCompleted,
+    RecordedEvent,
+    ReminderSent,
+    ReportAccepted,
+    ReportReturned,
+    ReportSubmitted,
+    ReportWaived,
+    VisitCancelled,
+    VisitCheckedIn,
+    VisitClosed,
+    VisitRescheduled,
+)
+from domain.models import Frozen, Instant
+from domain.state import ITEM_PREFIX, VisitState, VisitStatus, evolve
+
+
+class TimelineEntry(Frozen):
+    """One step of a visit's history, as an auditor reads it."""
+
+    seq: int
+    event_id: str
+    occurred_at: Instant
+    actor_id: str
+    actor_role: Role
+    type: str
+    what: str
+    why: str = ""
+    status: VisitStatus
+
+
+def _until(events: Iterable[RecordedEvent], as_of: datetime | None) -> Iterator[RecordedEvent]:
+    if as_of is None:
+        return iter(events)
+    if as_of.tzinfo is None:
+        raise ValueError("as_of must carry a time zone")
+    # The log is in seq order; a later event never counts before an earlier one.
+    return takewhile(lambda r: r.occurred_at <= as_of, events)
+
+
+def state_as_of(events: Iterable[RecordedEvent], as_of: datetime) -> VisitState | None:
+    """The visit as it stood at `as_of`: the fold of the events that had occurred by then.
+
+    None when the visit had not been submitted yet.
+    """
+    state: VisitState | None = None
+    for recorded in _until(events, as_of):
+        state = evolve(state, recorded)
+    return state
+
+
+def timeline(events: Iterable[RecordedEvent], as_of: datetime | None = None) -> list[TimelineEntry]:
+    """One entry per event (up to `as_of` when given), with the state's status after it."""
+    entries: list[TimelineEntry] = []
+    state: VisitState | None = None
+    for recorded in _until(events, as_of):
+        state = evolve(state, recorded)
+        what, why = describe(recorded.event, state)
+        entries.append(
+            TimelineEntry(
+                seq=recorded.seq,
+                event_id=recorded.event_id,
+                occurred_at=recorded.occurred_at,
+                actor_id=recorded.actor.id,
+                actor_role=recorded.actor.role,
+                type=recorded.type,
+                what=what,
+                why=why,
+                status=state.status,
+            )
+        )
+    return entries
+
+
+def _when(value: datetime, state: VisitState) -> str:
+    """An instant in the visit's policy time zone, to the minute."""
+    return value.astimezone(ZoneInfo(state.policy.timezone)).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def concern_text(concern: str) -> str:
+    """A deadline key (``report``, ``item:quote``) as words."""
+    if concern.startswith(ITEM_PREFIX):
+        return f"promised item {concern.removeprefix(ITEM_PREFIX)}"
+    return concern.replace("_", " ").replace("check in", "check-in")
+
+
+def describe(event: Event, state: VisitState) -> tuple[str, str]:
+    """The one-line "what" of an event and its "why" (reason or comment, when given).
+
+    `state` is the visit after the event (for names and the time zone).
+    """
+    when = _when
+    match event:
+        case PlanSubmitted():
+            plan = event.plan
+            return (
+                f"Plan submitted: {plan.method.value} visit to {plan.customer.name} at "
+                f"{when(plan.scheduled_start, state)} for {plan.duration_minutes} min",
+                plan.purpose,
+            )
+        case PlanRevised():
+            return (
+                f"Plan revised (revision {event.revision}): visit at "
+                f"{when(event.plan.scheduled_start, state)}",
+                event.note,
+            )
+        case PlanApproved():
+            return "Plan approved", event.comment
+        case PlanRejected():
+            return "Plan rejected", event.reason
+        case PlanReturned():
+            return "Plan returned for changes", event.reason
+        case VisitRescheduled():
+            return (
+                f"Rescheduled from {when(event.previous_start, state)} to "
+                f"{when(event.scheduled_start, state)} ({event.duration_minutes} min)",
+                event.reason,
+            )
+        case VisitCancelled():
+            return "Visit cancelled", event.reason
+        case VisitCheckedIn():
+            ex = event.execution
+            return (
+                f"Checked in: {ex.method.value} visit {when(ex.started_at, state)} to "
+                f"{when(ex.ended_at, state)}; report due {when(event.report_due_at, state)}",
+                "",
+            )
+        case ReportSubmitted():
+            timing = "late" if event.late else "on time"
+            count = len(event.items)
+            items = f"{count} promised item{'' if count == 1 else 's'}"
+            return f"Report submitted (revision {event.revision}, {timing}, {items})", ""
+        case ReportAccepted():
+            return "Report accepted", event.comment
+        case ReportReturned():
+            return f"Report returned; due again {when(event.report_due_at, state)}", event.reason
+        case ReportWaived():
+            return "Report waived", event.reason
+        case PromisedItemCompleted():
+            late = " late" if event.late else ""
+            return f"Promised item {event.item_id} completed{late}: {event.resolution}", ""
+        case ReminderSent():
+            return (
+                f"Reminder sent to {event.recipient_role.value} {event.recipient_id}: "
+                f"{concern_text(event.concern)} due {when(event.due_at, state)}",
+                event.message,
+            )
+        case Escalated():
+            return (
+                f"Escalated to {event.recipient_role.value} {event.recipient_id} "
+                f"(level {event.level}): {concern_text(event.concern)} overdue",
+                event.message,
+            )
+        case VisitClosed():
+            return f"Visit closed: {event.outcome.value.replace('_', ' ')}", ""
+    raise ValueError(f"no description for event type {event.type}")
