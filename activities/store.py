@@ -30,7 +30,7 @@ from activities.outbox import (
     notification_from_row,
 )
 from domain.actors import Actor
-from domain.chain import content_of, link_hash
+from domain.chain import HASHED_FIELDS, content_of, link_hash
 from domain.events import Event, RecordedEvent
 from domain.state import VisitStatus, fold
 from domain.summary import VisitSummary, summarize
@@ -39,19 +39,8 @@ from domain.upcasting import upcast
 VISIT_LOCK_SPACE = 0x5646
 """First key of the two-key advisory locks that serialise appends to one visit."""
 
-HASHED_COLUMNS = (
-    "visit_id",
-    "seq",
-    "event_id",
-    "type",
-    "schema_version",
-    "occurred_at",
-    "actor_id",
-    "actor_role",
-    "command_id",
-    "payload",
-)
-"""The `visit_events` columns covered by a row's hash (`domain.chain.row_content`'s arguments)."""
+HASHED_COLUMNS = HASHED_FIELDS
+"""The `visit_events` columns covered by a row's hash (defined once, in `domain.chain`)."""
 
 EVENT_COLUMNS = (*HASHED_COLUMNS, "recorded_at", "prev_hash", "hash")
 

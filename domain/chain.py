@@ -21,6 +21,20 @@ from typing import Any
 from domain.actors import Actor
 from domain.events import GENESIS_HASH, Event, RecordedEvent
 
+HASHED_FIELDS = (
+    "visit_id",
+    "seq",
+    "event_id",
+    "type",
+    "schema_version",
+    "occurred_at",
+    "actor_id",
+    "actor_role",
+    "command_id",
+    "payload",
+)
+"""The row fields a hash covers, in the documented order; the log's columns of the same names."""
+
 
 def instant_text(value: datetime) -> str:
     """The canonical text of an instant: UTC, microseconds, a trailing Z."""

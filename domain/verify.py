@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import Any
 
-from domain.chain import link_hash, row_content
+from domain.chain import HASHED_FIELDS, link_hash, row_content
 from domain.events import GENESIS_HASH
 from domain.models import Frozen
 
@@ -55,18 +55,10 @@ class ChainReport(Frozen):
 
 
 def _content(row: Mapping[str, Any]) -> dict[str, Any]:
-    return row_content(
-        visit_id=row["visit_id"],
-        seq=row["seq"],
-        event_id=str(row["event_id"]),
-        type=row["type"],
-        schema_version=row["schema_version"],
-        occurred_at=row["occurred_at"],
-        actor_id=row["actor_id"],
-        actor_role=row["actor_role"],
-        command_id=row["command_id"],
-        payload=row["payload"],
-    )
+    fields = {name: row[name] for name in HASHED_FIELDS}
+    # The log stores event ids as uuid; the chain hashes their canonical text.
+    fields["event_id"] = str(fields["event_id"])
+    return row_content(**fields)
 
 
 def verify_chain(
