@@ -89,6 +89,11 @@ def domain_event_from_row(event_type: str, schema_version: int, payload: Mapping
 
 def recorded_from_row(row: Row) -> RecordedEvent:
     """The `RecordedEvent` of a `visit_events` row, or `UnreadableEvent`."""
+    if not isinstance(row["payload"], Mapping):
+        raise UnreadableEvent(
+            f"Event {row['seq']} of visit {row['visit_id']} ({row['type']}) has a payload that is "
+            "not a JSON object."
+        )
     try:
         return RecordedEvent(
             event_id=str(row["event_id"]),
@@ -200,6 +205,10 @@ class EventStore:
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self._pool
 
     async def append(self, req: AppendRequest) -> AppendResult:
         """Record the request's events, their notifications and the read-model row, atomically.
@@ -385,3 +394,64 @@ class EventStore:
                 return 0
             await upsert_summary(conn, summarize(state), force=True)
             return 1
+
+    # --- audit reads ----------------------------------------------------------------------
+
+    async def select_visits(
+        self,
+        *,
+        visit_ids: Iterable[str] = (),
+        id_from: str | None = None,
+        id_to: str | None = None,
+        occurred_from: datetime | None = None,
+        occurred_to: datetime | None = None,
+    ) -> list[str]:
+        """Ids of the visits with logged events matching every filter given, in id order.
+
+        `visit_ids` lists visits by name; `id_from`/`id_to` bound the id range (inclusive);
+        `occurred_from` (inclusive) and `occurred_to` (exclusive) keep visits with at least
+        one event that occurred in that period.
+        """
+        ids = list(visit_ids)
+        async with translated():
+            rows = await self._pool.fetch(
+                "SELECT DISTINCT visit_id FROM visit_events"
+                " WHERE (cardinality($1::text[]) = 0 OR visit_id = ANY($1))"
+                " AND ($2::text IS NULL OR visit_id >= $2) AND ($3::text IS NULL OR visit_id <= $3)"
+                " AND ($4::timestamptz IS NULL OR occurred_at >= $4)"
+                " AND ($5::timestamptz IS NULL OR occurred_at < $5)"
+                " ORDER BY visit_id",
+                ids,
+                id_from,
+                id_to,
+                occurred_from,
+                occurred_to,
+            )
+        return [r["visit_id"] for r in rows]
+
+    async def raw_rows_of(
+        self, visit_ids: list[str], *, before: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """The stored rows of several visits (event_id as text), by visit then seq; with
+        `before`, only the events that occurred before it (each log as it stood then)."""
+        async with translated():
+            rows = await self._pool.fetch(
+                f"{_SELECT_EVENTS} WHERE visit_id = ANY($1::text[])"
+                " AND ($2::timestamptz IS NULL OR occurred_at < $2) ORDER BY visit_id, seq",
+                visit_ids,
+                before,
+            )
+        return [{**dict(r), "event_id": str(r["event_id"])} for r in rows]
+
+    async def heads(self, visit_ids: list[str]) -> dict[str, tuple[int, str]]:
+        """The read model's (last seq, head hash) of each visit that has a row there.
+
+        The anchor a log's tail is checked against: deleting the newest events leaves a
+        valid but shorter chain, which only a head kept elsewhere reveals.
+        """
+        async with translated():
+            rows = await self._pool.fetch(
+                "SELECT visit_id, last_seq, head_hash FROM visits WHERE visit_id = ANY($1::text[])",
+                visit_ids,
+            )
+        return {r["visit_id"]: (r["last_seq"], r["head_hash"]) for r in rows}

@@ -70,27 +70,31 @@ def state_as_of(events: Iterable[RecordedEvent], as_of: datetime) -> VisitState 
     return state
 
 
-def timeline(events: Iterable[RecordedEvent], as_of: datetime | None = None) -> list[TimelineEntry]:
-    """One entry per event (up to `as_of` when given), with the state's status after it."""
-    entries: list[TimelineEntry] = []
+def steps(
+    events: Iterable[RecordedEvent], as_of: datetime | None = None
+) -> Iterator[tuple[TimelineEntry, VisitState]]:
+    """Each event (up to `as_of` when given) as a timeline entry, with the state after it."""
     state: VisitState | None = None
     for recorded in _until(events, as_of):
         state = evolve(state, recorded)
         what, why = describe(recorded.event, state)
-        entries.append(
-            TimelineEntry(
-                seq=recorded.seq,
-                event_id=recorded.event_id,
-                occurred_at=recorded.occurred_at,
-                actor_id=recorded.actor.id,
-                actor_role=recorded.actor.role,
-                type=recorded.type,
-                what=what,
-                why=why,
-                status=state.status,
-            )
+        entry = TimelineEntry(
+            seq=recorded.seq,
+            event_id=recorded.event_id,
+            occurred_at=recorded.occurred_at,
+            actor_id=recorded.actor.id,
+            actor_role=recorded.actor.role,
+            type=recorded.type,
+            what=what,
+            why=why,
+            status=state.status,
         )
-    return entries
+        yield entry, state
+
+
+def timeline(events: Iterable[RecordedEvent], as_of: datetime | None = None) -> list[TimelineEntry]:
+    """One entry per event (up to `as_of` when given), with the state's status after it."""
+    return [entry for entry, _ in steps(events, as_of)]
 
 
 def _when(value: datetime, state: VisitState) -> str:

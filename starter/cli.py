@@ -43,6 +43,8 @@ from domain.state import VisitState, VisitStatus, fold
 from domain.summary import VisitSummary, summarize
 from logs import configure_logging
 from settings import Settings
+from starter.audit import VisitNotLogged
+from starter.bundle import BundleError
 from starter.client import CommandRefused, VisitClient, VisitNotFound
 from starter.connect import NotConfigured, connect_temporal, database_url, temporal_address
 from workflows.contract import OPENED, STATE, UPDATES, WORKFLOW_ID_PREFIX, WORKFLOW_TYPE, CommandResult
@@ -134,7 +136,7 @@ def _run(ctx: typer.Context, work: Callable[[CliContext, Settings], Coroutine[An
         _fail(err.message, EXIT_REFUSED)
     except CommandRefused as err:
         _fail(f"refused ({err.rule}): {err.message}", EXIT_REFUSED)
-    except (NotConfigured, Unanswered, Unreachable, StoreError) as err:
+    except (NotConfigured, Unanswered, Unreachable, StoreError, BundleError, VisitNotLogged) as err:
         _fail(str(err), EXIT_REFUSED)
     except WorkflowUpdateFailedError as err:
         # A failure without a rule code (the workflow itself failed): report its message.
@@ -1065,6 +1067,12 @@ def schema(
         known = ", ".join([*schemas["updates"], *schemas["queries"]])
         _fail(f"no update or query named {name!r}; known: {known}", EXIT_BAD_INPUT)
     _dump(found)
+
+
+# Imported last: the audit commands use this module's helpers.
+from starter.cli_audit import audit_app  # noqa: E402
+
+app.add_typer(audit_app, name="audit")
 
 
 def main() -> None:

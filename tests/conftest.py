@@ -72,6 +72,40 @@ async def database_url(server_url: str) -> AsyncIterator[str]:
         await admin.close()
 
 
+@pytest_asyncio.fixture
+async def own_database(server_url: str) -> AsyncIterator[str]:
+    """The URL of a migrated database of this test's own, dropped afterwards: for tests that
+    tamper with the log or read all of it (the session database is shared)."""
+    name = f"visitflow_own_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = _with_database(server_url, name)
+    try:
+        p = await create_pool(url, min_size=1, max_size=1)
+        try:
+            await migrate(p)
+        finally:
+            await p.close()
+        yield url
+    finally:
+        admin = await asyncpg.connect(server_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@pytest_asyncio.fixture
+async def own_pool(own_database: str) -> AsyncIterator[asyncpg.Pool]:
+    """A connection pool on `own_database`."""
+    p = await create_pool(own_database, min_size=1, max_size=4)
+    yield p
+    await p.close()
+
+
 @pytest_asyncio.fixture(scope="session")
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     """A connection pool on the session's migrated database."""

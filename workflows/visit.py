@@ -198,13 +198,16 @@ class VisitWorkflow:
         after = fold(recorded, state)
         if after is None:
             raise ApplicationError("nothing to record", type="AppendRefused", non_retryable=True)
-        await workflow.execute_activity_method(
+        stored = await workflow.execute_activity_method(
             VisitActivities.append_events,
             AppendRequest(visit_id=self._visit_id, events=recorded, summary=summarize(after)),
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=APPEND_RETRY,
         )
-        self._state = after
+        # Chain the next append from the head the log reports, not the one computed here:
+        # replayed after an upgrade that changed an event's stored form (a new schema
+        # version), this code computes other hashes than those the log holds.
+        self._state = after.model_copy(update={"head_hash": stored.head_hash})
         self._version += 1
         result = CommandResult(
             visit_id=self._visit_id,

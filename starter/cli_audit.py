@@ -1,0 +1,306 @@
+"""`visits audit`: the auditor's commands (replay a visit, cross-check, export, verify).
+
+`visits audit ID` is short for `visits audit show ID`. Exit codes: 0 when everything
+checked is intact, 3 when a check found a problem (tampering, a gap, a difference with
+Temporal's history, a replay failure), 1 for errors, 2 for bad input.
+"""
+
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from typer.core import TyperGroup
+
+from domain.calendar import zone
+from settings import Settings
+from starter.audit import Auditor, VisitAudit
+from starter.bundle import BundleReport, Selection, export_bundle, verify_bundle
+from starter.cli import (
+    BadInput,
+    CliContext,
+    JsonOut,
+    _console,
+    _dump,
+    _fail,
+    _instant,
+    _local,
+    _local_seconds,
+    _run,
+    _short,
+    _state_lines,
+    event_store,
+)
+
+EXIT_PROBLEMS = 3
+
+
+class _DefaultShow(TyperGroup):
+    """Routes `visits audit ID` to `visits audit show ID`."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:  # type: ignore[override]
+        if args and not args[0].startswith("-") and args[0] not in self.commands:
+            args = ["show", *args]
+        return super().parse_args(ctx, args)
+
+
+audit_app = typer.Typer(
+    cls=_DefaultShow,
+    help="Audit: replay a visit from the log, prove it whole and untampered, export and verify bundles. "
+    "`visits audit ID` shows one visit.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+
+def _moment(text: str | None, settings: Settings) -> datetime | None:
+    """--as-of: an ISO time with offset, or a date meaning the end of that day locally."""
+    if text is None:
+        return None
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        return _instant(text, "--as-of")
+    return datetime.combine(day, time.max, tzinfo=zone(settings.policy.timezone))
+
+
+def _chain_line(audit: VisitAudit) -> str:
+    chain = audit.chain
+    if not chain.ok:
+        return f"Log: NOT INTACT at event {chain.first_bad_seq} ({chain.kind}): {chain.problem}"
+    anchor = (
+        "its head matches the read model"
+        if audit.anchored
+        else "no read-model head to compare its tail with (deleted newest events would not show)"
+    )
+    return (
+        f"Log: intact, {chain.events_checked} events chained from event 1 to {chain.head_seq} "
+        f"(head {chain.head_hash[:12]}…); {anchor}."
+    )
+
+
+def _steps_table(audit: VisitAudit, tz: str) -> Table:
+    table = Table(title=f"Timeline (times in {tz})", title_justify="left")
+    for name, justify in (("seq", "right"), ("time", "left"), ("who", "left"), ("event", "left")):
+        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    table.add_column("what / why", overflow="fold")
+    table.add_column("status after", no_wrap=True)
+    for step in audit.steps:
+        e = step.entry
+        what = e.what + (f" — why: {_short(e.why, 120)}" if e.why else "")
+        table.add_row(
+            str(e.seq),
+            _local_seconds(e.occurred_at, tz),
+            f"{e.actor_id} ({e.actor_role})",
+            e.type,
+            what,
+            str(e.status),
+        )
+    return table
+
+
+def _print_audit(audit: VisitAudit, settings: Settings) -> None:
+    out = _console()
+    tz = audit.state.policy.timezone if audit.state is not None else settings.policy.timezone
+    out.print(_chain_line(audit))
+    if audit.problem:
+        out.print(f"Replay: stopped: {audit.problem}")
+    if audit.as_of is not None:
+        out.print(f"As of {_local(audit.as_of, tz)} ({tz}):")
+    if audit.state is None or audit.summary is None:
+        out.print(f"Visit {audit.visit_id} had not been submitted yet.")
+        return
+    for line in _state_lines(audit.state, audit.summary):
+        out.print(line)
+    out.print(_steps_table(audit, tz))
+
+
+@audit_app.command()
+def show(
+    ctx: typer.Context,
+    visit_id: Annotated[str, typer.Argument(metavar="VISIT_ID", help="The visit's id.")],
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            metavar="TIME",
+            help="Show the visit as it stood then: ISO time with offset, or a date (end of that day).",
+        ),
+    ] = None,
+    check_history: Annotated[
+        bool,
+        typer.Option("--check-history", help="Also compare the log with the workflow's Temporal history."),
+    ] = False,
+    as_json: JsonOut = False,
+) -> None:
+    """Replay a visit from the log: verify its chain, then who did what, when and why, step by step."""
+
+    async def main(cli: CliContext, settings: Settings) -> bool:
+        moment = _moment(as_of, settings)
+        async with event_store(settings) as store:
+            audit = await Auditor(store).audit(visit_id, moment)
+            history = await _check_history(settings, store, visit_id) if check_history else None
+        if as_json:
+            body: dict[str, Any] = audit.model_dump(mode="json")
+            body["ok"] = audit.ok
+            if history is not None:
+                body["history_check"] = history.model_dump(mode="json")
+            _dump(body)
+        else:
+            _print_audit(audit, settings)
+            if history is not None:
+                _print_history(history)
+        return audit.ok and (history is None or history.ok)
+
+    if not _run(ctx, main):
+        raise typer.Exit(EXIT_PROBLEMS)
+
+
+async def _check_history(settings: Settings, store: Any, visit_id: str) -> Any:
+    from starter.cli import _connect_temporal
+    from starter.history_check import check_history
+
+    client = await _connect_temporal(settings)
+    return await check_history(client, store, visit_id)
+
+
+def _print_history(check: Any) -> None:
+    out = _console()
+    if check.ok:
+        out.print(f"Temporal history: agrees with the log ({check.summary()}).")
+        return
+    out.print(f"Temporal history: {len(check.differences)} difference(s) with the log ({check.summary()}):")
+    for d in check.differences:
+        out.print(f"  - {d.message}")
+
+
+@audit_app.command()
+def export(
+    ctx: typer.Context,
+    out: Annotated[
+        Path, typer.Argument(metavar="DIR", help="The bundle directory to create (must not exist).")
+    ],
+    visit_ids: Annotated[
+        list[str] | None, typer.Argument(metavar="[VISIT_ID]...", help="Export these visits.")
+    ] = None,
+    id_from: Annotated[str | None, typer.Option("--id-from", help="Visits with ids from this one…")] = None,
+    id_to: Annotated[str | None, typer.Option("--id-to", help="…up to this one (inclusive).")] = None,
+    since: Annotated[
+        str | None, typer.Option("--from", metavar="TIME", help="Visits with an event at or after this time…")
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option("--to", metavar="TIME", help="…and before this time; logs are cut there."),
+    ] = None,
+    everything: Annotated[bool, typer.Option("--all", help="The whole log.")] = False,
+    as_json: JsonOut = False,
+) -> None:
+    """Write part of the log as JSON Lines plus a manifest (counts, chain heads, its own hash)."""
+
+    async def main(cli: CliContext, settings: Settings) -> None:
+        selection = Selection(
+            visit_ids=visit_ids or [],
+            id_from=id_from,
+            id_to=id_to,
+            occurred_from=_instant(since, "--from"),
+            occurred_to=_instant(until, "--to"),
+        )
+        if selection == Selection() and not everything:
+            raise BadInput("say what to export: visit ids, --id-from/--id-to, --from/--to, or --all")
+        async with event_store(settings) as store:
+            manifest = await export_bundle(store, out, selection)
+        if as_json:
+            _dump(manifest.model_dump(mode="json"))
+            return
+        broken = [h.visit_id for h in manifest.visits if not h.chain_ok_at_export]
+        typer.echo(
+            f"Exported {manifest.event_count} events of {manifest.visit_count} visit(s) to {out} "
+            f"({selection.describe()})."
+        )
+        typer.echo(f"Bundle hash: {manifest.bundle_hash}")
+        typer.echo(
+            "Keep this hash apart from the bundle; `visits audit verify DIR --expect-hash HASH` checks both."
+        )
+        if broken:
+            typer.echo(
+                f"Warning: the log of {', '.join(broken)} did not verify at export; the bundle shows it."
+            )
+
+    _run(ctx, main)
+
+
+@audit_app.command()
+def verify(
+    ctx: typer.Context,
+    bundle: Annotated[
+        Path | None, typer.Argument(metavar="[BUNDLE]", help="A bundle directory to check offline.")
+    ] = None,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Check every visit's chain in the database, with a progress bar.")
+    ] = False,
+    expect_hash: Annotated[
+        str | None, typer.Option("--expect-hash", help="The bundle hash noted at export.")
+    ] = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Verify a bundle offline (no database, no Temporal), or the whole log with --all."""
+    if (bundle is None) == (not everything):
+        _fail("give either a BUNDLE directory or --all", 2)
+    if bundle is not None:
+        ok = _run(ctx, lambda cli, settings: _verify_bundle(bundle, expect_hash, as_json))
+    else:
+        ok = _run(ctx, lambda cli, settings: _verify_all(settings, as_json))
+    if not ok:
+        raise typer.Exit(EXIT_PROBLEMS)
+
+
+async def _verify_bundle(bundle: Path, expect_hash: str | None, as_json: bool) -> bool:
+    report = verify_bundle(bundle, expect_hash=expect_hash)
+    if as_json:
+        _dump(report.model_dump(mode="json"))
+    else:
+        _print_bundle_report(bundle, report)
+    return report.ok
+
+
+def _print_bundle_report(bundle: Path, report: BundleReport) -> None:
+    if report.ok:
+        typer.echo(
+            f"Bundle {bundle}: intact. {report.event_count} events of {report.visit_count} visit(s); "
+            f"every chain verified from its first event and every visit replayed."
+        )
+        typer.echo(f"Bundle hash: {report.bundle_hash}")
+        return
+    typer.echo(f"Bundle {bundle}: NOT INTACT ({len(report.problems)} problem(s)):")
+    for problem in report.problems:
+        typer.echo(f"  - {problem}")
+
+
+async def _verify_all(settings: Settings, as_json: bool) -> bool:
+    from starter.log_check import verify_log
+
+    async with event_store(settings) as store:
+        if as_json:
+            report = await verify_log(store.pool)
+            _dump(report.model_dump(mode="json"))
+            return bool(report.ok)
+        columns = (
+            TextColumn("Verifying the log"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("events"),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=_console(), transient=True) as bar:
+            task = bar.add_task("verify", total=None)
+            report = await verify_log(
+                store.pool, progress=lambda done, total: bar.update(task, completed=done, total=total)
+            )
+    _print_log_report(report)
+    return bool(report.ok)
+
+
+def _print_log_report(report: Any) -> None:
+    typer.echo(report.summary_text())
