@@ -125,16 +125,12 @@ def _require_rep_or_approver(state: VisitState, actor: Actor, action: str, kind:
         )
 
 
-def _require_status(
-    state: VisitState, allowed: tuple[VisitStatus, ...], action: str, kind: str
-) -> None:
+def _require_status(state: VisitState, allowed: tuple[VisitStatus, ...], action: str, kind: str) -> None:
     if state.status not in allowed:
         raise _refuse_state(state, action, kind)
 
 
-def _check_schedule(
-    plan_start: datetime, now: datetime, policy: Policy, pre_approved: bool
-) -> None:
+def _check_schedule(plan_start: datetime, now: datetime, policy: Policy, pre_approved: bool) -> None:
     if plan_start <= now:
         raise RuleViolation(
             "plan.in_past",
@@ -156,9 +152,7 @@ def _check_schedule(
 def _submit(command: SubmitPlan, now: datetime, policy: Policy) -> list[Event]:
     actor = command.actor
     if command.rep_id == command.manager_id:
-        raise RuleViolation(
-            "plan.own_manager", "A rep cannot be the manager who approves their own plan."
-        )
+        raise RuleViolation("plan.own_manager", "A rep cannot be the manager who approves their own plan.")
     submitters = {
         (Role.rep, command.rep_id),
         (Role.manager, command.manager_id),
@@ -284,11 +278,7 @@ def _check_in(s: VisitState, c: CheckIn, now: datetime) -> list[Event]:
             f"The visit's end ({_fmt(ex.ended_at, s.policy)}) is in the future; "
             "check in after the visit has ended.",
         )
-    if (
-        s.approved_at is not None
-        and ex.started_at < s.approved_at
-        and ex.started_at < s.plan.scheduled_start
-    ):
+    if s.approved_at is not None and ex.started_at < s.approved_at and ex.started_at < s.plan.scheduled_start:
         raise RuleViolation(
             "visit.before_approval",
             "The visit is recorded as starting before its plan was approved; "
@@ -374,21 +364,15 @@ def _waive(s: VisitState, c: WaiveReport, now: datetime) -> list[Event]:
 def _complete_item(s: VisitState, c: CompleteItem, now: datetime) -> list[Event]:
     item = s.items.get(c.item_id)
     if item is None:
-        raise RuleViolation(
-            "item.unknown", f"Visit {s.visit_id} has no promised item {c.item_id!r}."
-        )
-    if not (
-        _is_rep(s, c.actor) or (c.actor.id == item.owner_id and c.actor.role is not Role.auditor)
-    ):
+        raise RuleViolation("item.unknown", f"Visit {s.visit_id} has no promised item {c.item_id!r}.")
+    if not (_is_rep(s, c.actor) or (c.actor.id == item.owner_id and c.actor.role is not Role.auditor)):
         raise RuleViolation(
             "role.complete_item",
             f"Only the visit's rep ({s.rep_id}) or the item's owner ({item.owner_id}) may "
             f"complete promised item {c.item_id!r}; {c.actor.id} acts as {c.actor.role}.",
         )
     if item.status is ItemStatus.completed:
-        raise RuleViolation(
-            "item.already_completed", f"Promised item {c.item_id!r} is already completed."
-        )
+        raise RuleViolation("item.already_completed", f"Promised item {c.item_id!r} is already completed.")
     events: list[Event] = [
         PromisedItemCompleted(
             item_id=c.item_id,
@@ -404,9 +388,7 @@ def _complete_item(s: VisitState, c: CompleteItem, now: datetime) -> list[Event]
 
 def _require_system(s: VisitState, actor: Actor) -> None:
     if actor.role is not Role.system:
-        raise RuleViolation(
-            "role.timer", "Reminders and escalations are issued by the engine's timers only."
-        )
+        raise RuleViolation("role.timer", "Reminders and escalations are issued by the engine's timers only.")
 
 
 def _remind(s: VisitState, c: Remind, now: datetime) -> list[Event]:
@@ -420,8 +402,7 @@ def _remind(s: VisitState, c: Remind, now: datetime) -> list[Event]:
     return [
         ReminderSent(
             concern=c.concern,
-            recipient_id=open_.owner_id,
-            recipient_role=Role.rep,
+            recipient=Actor(id=open_.owner_id, role=Role.rep),
             due_at=open_.due_at,
             message=f"Reminder: the {open_.what} is due by {_fmt(open_.due_at, s.policy)}.",
         )
@@ -446,8 +427,7 @@ def _escalate(s: VisitState, c: Escalate, now: datetime) -> list[Event]:
         Escalated(
             concern=c.concern,
             level=c.level,
-            recipient_id=recipient,
-            recipient_role=role,
+            recipient=Actor(id=recipient, role=role),
             due_at=open_.due_at,
             scheduled_for=at,
             message=(
@@ -477,9 +457,7 @@ _RULES: dict[type, Callable[..., list[Event]]] = {
 }
 
 
-def decide(
-    state: VisitState | None, command: Command, now: datetime, policy: Policy
-) -> list[Event]:
+def decide(state: VisitState | None, command: Command, now: datetime, policy: Policy) -> list[Event]:
     """The events `command` produces at `now`, or a `RuleViolation` naming the refusing rule.
 
     `policy` applies to a new visit; an existing visit keeps the policy it was started with.
@@ -489,9 +467,7 @@ def decide(
         raise RuleViolation("role.auditor", "Auditors read visits; they never change them.")
     if isinstance(command, SubmitPlan):
         if state is not None:
-            raise RuleViolation(
-                "visit.exists", f"Visit {state.visit_id} already exists; it has a plan."
-            )
+            raise RuleViolation("visit.exists", f"Visit {state.visit_id} already exists; it has a plan.")
         return _submit(command, now, policy)
     if state is None:
         raise RuleViolation("visit.unknown", "This visit has no plan yet; submit its plan first.")

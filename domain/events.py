@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from domain.actors import Actor, Role
+from domain.actors import Actor
 from domain.models import Execution, Frozen, Instant, Plan, PromisedItem, Report
 from domain.policy import Policy
 
@@ -104,20 +104,24 @@ class PromisedItemCompleted(EventBase):
 
 
 class ReminderSent(EventBase):
+    """Version 2 names the recipient as one actor; version 1 had recipient_id and recipient_role."""
+
+    schema_version: int = 2
     type: Literal["ReminderSent"] = "ReminderSent"
     concern: str
-    recipient_id: str
-    recipient_role: Role
+    recipient: Actor
     due_at: Instant
     message: str
 
 
 class Escalated(EventBase):
+    """Version 2 names the recipient as one actor; version 1 had recipient_id and recipient_role."""
+
+    schema_version: int = 2
     type: Literal["Escalated"] = "Escalated"
     concern: str
     level: int
-    recipient_id: str
-    recipient_role: Role
+    recipient: Actor
     due_at: Instant
     scheduled_for: Instant
     message: str

@@ -166,13 +166,13 @@ def describe(event: Event, state: VisitState) -> tuple[str, str]:
             return f"Promised item {event.item_id} completed{late}: {event.resolution}", ""
         case ReminderSent():
             return (
-                f"Reminder sent to {event.recipient_role.value} {event.recipient_id}: "
+                f"Reminder sent to {event.recipient.role.value} {event.recipient.id}: "
                 f"{concern_text(event.concern)} due {when(event.due_at, state)}",
                 event.message,
             )
         case Escalated():
             return (
-                f"Escalated to {event.recipient_role.value} {event.recipient_id} "
+                f"Escalated to {event.recipient.role.value} {event.recipient.id} "
                 f"(level {event.level}): {concern_text(event.concern)} overdue",
                 event.message,
             )

@@ -38,9 +38,9 @@ from activities.errors import StoreError
 from activities.store import EventStore
 from domain import commands as c
 from domain.calendar import zone
-from domain.events import RecordedEvent
 from domain.state import VisitState, VisitStatus, fold
 from domain.summary import VisitSummary, summarize
+from domain.timeline import TimelineEntry, concern_text, timeline
 from logs import configure_logging
 from settings import Settings
 from starter.audit import VisitNotLogged
@@ -352,11 +352,7 @@ def _local_seconds(instant: datetime, tz: str) -> str:
 
 
 def _concern_words(key: str | None) -> str:
-    if key is None:
-        return "-"
-    if key.startswith("item:"):
-        return f"promised item {key.removeprefix('item:')}"
-    return {"plan_approval": "plan approval", "check_in": "check-in", "report": "report"}.get(key, key)
+    return "-" if key is None else concern_text(key)
 
 
 def _short(text: str, limit: int = 90) -> str:
@@ -364,75 +360,23 @@ def _short(text: str, limit: int = 90) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def describe_event(recorded: RecordedEvent, tz: str) -> str:
-    """A short "what/why" for one event of the timeline: reasons, comments, times."""
-    e = recorded.event
-    at = lambda instant: _local(instant, tz)  # noqa: E731  # a local shorthand reads better here
-    match e.type:
-        case "PlanSubmitted":
-            p = e.plan  # type: ignore[union-attr]
-            return (
-                f"{p.customer.name} ({p.customer.id}, {p.customer.tier}) at {at(p.scheduled_start)}, "
-                f"{p.duration_minutes} min {p.method}: {p.purpose}"
-            )
-        case "PlanRevised":
-            p = e.plan  # type: ignore[union-attr]
-            note = f": {e.note}" if e.note else ""  # type: ignore[union-attr]
-            return f"revision {e.revision}, at {at(p.scheduled_start)}{note}"  # type: ignore[union-attr]
-        case "PlanApproved" | "ReportAccepted":
-            return e.comment  # type: ignore[union-attr]
-        case "PlanRejected" | "PlanReturned" | "VisitCancelled" | "ReportWaived":
-            return e.reason  # type: ignore[union-attr]
-        case "VisitRescheduled":
-            return f"{at(e.previous_start)} → {at(e.scheduled_start)}: {e.reason}"  # type: ignore[union-attr]
-        case "VisitCheckedIn":
-            x = e.execution  # type: ignore[union-attr]
-            where = f" at {x.location}" if x.location else ""
-            return (
-                f"{x.method} {at(x.started_at)}–{at(x.ended_at)}{where}; "
-                f"report due {at(e.report_due_at)}"  # type: ignore[union-attr]
-            )
-        case "ReportSubmitted":
-            late = ", late" if e.late else ""  # type: ignore[union-attr]
-            return (
-                f"revision {e.revision}{late}, {len(e.items)} promised item(s): "  # type: ignore[union-attr]
-                f"{e.report.outcome}"  # type: ignore[union-attr]
-            )
-        case "ReportReturned":
-            return f"{e.reason}; new deadline {at(e.report_due_at)}"  # type: ignore[union-attr]
-        case "PromisedItemCompleted":
-            late = " (late)" if e.late else ""  # type: ignore[union-attr]
-            return f"{e.item_id}{late}: {e.resolution}"  # type: ignore[union-attr]
-        case "ReminderSent":
-            return (
-                f"to {e.recipient_role} {e.recipient_id}: {_concern_words(e.concern)} "  # type: ignore[union-attr]
-                f"due {at(e.due_at)}"  # type: ignore[union-attr]
-            )
-        case "Escalated":
-            return (
-                f"level {e.level} to {e.recipient_role} {e.recipient_id}: "  # type: ignore[union-attr]
-                f"{_concern_words(e.concern)} due {at(e.due_at)}"  # type: ignore[union-attr]
-            )
-        case "VisitClosed":
-            return str(e.outcome)  # type: ignore[union-attr]
-    return ""
-
-
-def _timeline(events: list[RecordedEvent], tz: str) -> Table:
+def _timeline(entries: list[TimelineEntry], tz: str, *, status: bool = False) -> Table:
+    """The timeline table; with `status`, the visit's status after each step too."""
     table = Table(title=f"Timeline (times in {tz})", title_justify="left", expand=False)
     table.add_column("seq", justify="right", no_wrap=True)
     table.add_column("time", no_wrap=True)
     table.add_column("actor", no_wrap=True)
     table.add_column("event", no_wrap=True)
     table.add_column("what / why", overflow="fold")
-    for r in events:
-        table.add_row(
-            str(r.seq),
-            _local_seconds(r.occurred_at, tz),
-            f"{r.actor.id} ({r.actor.role})",
-            r.type,
-            _short(describe_event(r, tz)),
-        )
+    if status:
+        table.add_column("status after", no_wrap=True)
+    for e in entries:
+        why = f" — why: {_short(e.why, 120)}" if e.why else ""
+        cells = [str(e.seq), _local_seconds(e.occurred_at, tz), f"{e.actor_id} ({e.actor_role})", e.type]
+        cells.append(e.what + why)
+        if status:
+            cells.append(str(e.status))
+        table.add_row(*cells)
     return table
 
 
@@ -955,7 +899,7 @@ def show(
         out = _console()
         for line in _state_lines(state, summary):
             out.print(line)
-        out.print(_timeline(events, state.policy.timezone))
+        out.print(_timeline(timeline(events), state.policy.timezone))
 
     _run(ctx, main)
 

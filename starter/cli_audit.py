@@ -11,7 +11,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 from typer.core import TyperGroup
 
 from domain.calendar import zone
@@ -27,10 +26,9 @@ from starter.cli import (
     _fail,
     _instant,
     _local,
-    _local_seconds,
     _run,
-    _short,
     _state_lines,
+    _timeline,
     event_store,
 )
 
@@ -81,26 +79,6 @@ def _chain_line(audit: VisitAudit) -> str:
     )
 
 
-def _steps_table(audit: VisitAudit, tz: str) -> Table:
-    table = Table(title=f"Timeline (times in {tz})", title_justify="left")
-    for name, justify in (("seq", "right"), ("time", "left"), ("who", "left"), ("event", "left")):
-        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
-    table.add_column("what / why", overflow="fold")
-    table.add_column("status after", no_wrap=True)
-    for step in audit.steps:
-        e = step.entry
-        what = e.what + (f" — why: {_short(e.why, 120)}" if e.why else "")
-        table.add_row(
-            str(e.seq),
-            _local_seconds(e.occurred_at, tz),
-            f"{e.actor_id} ({e.actor_role})",
-            e.type,
-            what,
-            str(e.status),
-        )
-    return table
-
-
 def _print_audit(audit: VisitAudit, settings: Settings) -> None:
     out = _console()
     tz = audit.state.policy.timezone if audit.state is not None else settings.policy.timezone
@@ -114,7 +92,7 @@ def _print_audit(audit: VisitAudit, settings: Settings) -> None:
         return
     for line in _state_lines(audit.state, audit.summary):
         out.print(line)
-    out.print(_steps_table(audit, tz))
+    out.print(_timeline([step.entry for step in audit.steps], tz, status=True))
 
 
 @audit_app.command()

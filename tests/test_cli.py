@@ -271,7 +271,7 @@ async def test_overdue_lists_a_visit_escalated_for_a_missing_check_in(
         assert mine["escalated"] == ["check_in"] and mine["escalation_level"] == 1
 
         shown = await cli("show", visit_id)
-        assert "Escalated" in shown.stdout and "level 1 to manager m-li: check-in" in shown.stdout
+        assert "Escalated to manager m-li (level 1): check-in overdue" in shown.stdout
 
 
 async def test_an_unanswered_command_says_so_and_prints_its_id_for_a_retry():

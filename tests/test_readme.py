@@ -80,7 +80,7 @@ async def test_quickstart_story_runs_to_an_escalated_promise(env, pool, task_que
     ]  # fmt: skip
     escalated = events[-1].event
     assert isinstance(escalated, Escalated)
-    assert (escalated.concern, escalated.level, escalated.recipient_id) == ("item:samples", 1, "m-li")
+    assert (escalated.concern, escalated.level, escalated.recipient.id) == ("item:samples", 1, "m-li")
     assert summary is not None and summary.escalated == ["item:samples"]
 
 

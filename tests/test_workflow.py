@@ -131,7 +131,7 @@ async def test_missing_report_is_reminded_then_escalated_up_the_ladder_on_time(e
         reminders = [e for e in events if isinstance(e.event, ReminderSent)]
         escalations = [e for e in events if isinstance(e.event, Escalated)]
         assert len(reminders) == 1 and near(reminders[0].occurred_at, due - timedelta(hours=24))
-        assert [(e.event.level, e.event.recipient_role, e.event.recipient_id) for e in escalations] == [
+        assert [(e.event.level, e.event.recipient.role, e.event.recipient.id) for e in escalations] == [
             (1, Role.manager, f.MANAGER.id),
             (2, Role.director, f.DIRECTOR.id),
         ]
@@ -222,7 +222,7 @@ async def test_overdue_promised_item_is_escalated_to_the_manager(env, pool, task
         await client.send(visit_id, f.accept())
         await skip_to(env, item_due + timedelta(minutes=1))
         escalations = [e for e in await client.history(visit_id) if isinstance(e.event, Escalated)]
-        assert [(e.event.concern, e.event.recipient_id) for e in escalations] == [
+        assert [(e.event.concern, e.event.recipient.id) for e in escalations] == [
             ("item:price-list", f.MANAGER.id)
         ]
         assert near(escalations[0].occurred_at, item_due)

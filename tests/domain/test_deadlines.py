@@ -4,7 +4,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from domain.actors import Role
+from domain.actors import Actor, Role
 from domain.deadlines import (
     CHECK_IN,
     PLAN_APPROVAL,
@@ -324,8 +324,7 @@ def test_reminder_goes_to_the_rep_with_the_deadline():
     event = recorded[0].event
     assert event == ReminderSent(
         concern=REPORT,
-        recipient_id="rep-1",
-        recipient_role=Role.rep,
+        recipient=Actor(id="rep-1", role=Role.rep),
         due_at=REPORT_DUE,
         message="Reminder: the report on the visit at Hangzhou Trading Co. is due by 2026-11-25 10:00 CST.",
     )
@@ -339,7 +338,7 @@ def test_first_escalation_goes_to_the_manager():
 
     event = recorded[0].event
     assert isinstance(event, Escalated)
-    assert (event.recipient_id, event.recipient_role, event.level) == ("mgr-1", Role.manager, 1)
+    assert (event.recipient.id, event.recipient.role, event.level) == ("mgr-1", Role.manager, 1)
     assert event.due_at == REPORT_DUE
     assert event.scheduled_for == REPORT_DUE
     assert event.message == (
@@ -357,7 +356,7 @@ def test_second_escalation_goes_to_the_visits_director():
 
     event = recorded[0].event
     assert isinstance(event, Escalated)
-    assert (event.recipient_id, event.recipient_role) == ("dir-1", Role.director)
+    assert (event.recipient.id, event.recipient.role) == ("dir-1", Role.director)
     assert event.scheduled_for == at("2026-11-26 10:00")
 
 
@@ -367,7 +366,7 @@ def test_second_escalation_goes_to_the_directors_group_when_no_director_is_named
 
     recorded = visit.apply(escalate(REPORT, 2), at("2026-11-26 10:00"))
 
-    assert first(recorded, Escalated).recipient_id == "directors"
+    assert first(recorded, Escalated).recipient.id == "directors"
 
 
 def test_unapproved_plan_escalates_to_the_manager_at_the_visit_time():
@@ -375,7 +374,7 @@ def test_unapproved_plan_escalates_to_the_manager_at_the_visit_time():
 
     recorded = visit.apply(escalate(PLAN_APPROVAL, 1), VISIT_START)
 
-    assert first(recorded, Escalated).recipient_id == "mgr-1"
+    assert first(recorded, Escalated).recipient.id == "mgr-1"
     assert "approval of the plan for the visit at Hangzhou Trading Co." in first(recorded, Escalated).message
 
 
@@ -395,7 +394,7 @@ def test_overdue_promised_item_escalates_to_the_manager():
 
     event = recorded[0].event
     assert isinstance(event, Escalated)
-    assert event.recipient_id == "mgr-1"
+    assert event.recipient.id == "mgr-1"
     assert "promised item 'quote'" in event.message
     assert visit.s.status is VisitStatus.following_up
 

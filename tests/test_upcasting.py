@@ -1,0 +1,91 @@
+"""Events stored by an earlier model still verify, load and replay with today's model.
+
+`tests/fixtures/bundle-v1` was exported while `ReminderSent` and `Escalated` were at schema
+version 1 (recipient_id and recipient_role); today they are at version 2 (one `recipient`
+actor). Hashes are verified on the rows as stored; readers see the current shape.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from activities.store import EventStore, domain_event_from_row
+from domain.actors import Actor, Role
+from domain.events import Escalated, ReminderSent
+from domain.state import VisitStatus
+from domain.upcasting import upcast
+from starter.audit import Auditor
+from starter.bundle import EVENTS_FILE, read_manifest, verify_bundle
+
+FIXTURE = Path(__file__).parent / "fixtures" / "bundle-v1"
+FULL, MISSED = "v-2026-11-0001", "v-2026-11-0002"
+
+
+def stored_rows() -> list[dict]:
+    return [json.loads(line) for line in (FIXTURE / EVENTS_FILE).read_text(encoding="utf-8").splitlines()]
+
+
+def test_the_fixture_holds_version_1_events():
+    versions = {(r["type"], r["schema_version"]) for r in stored_rows()}
+    assert ("Escalated", 1) in versions and ("ReminderSent", 1) in versions
+    assert Escalated.model_fields["schema_version"].default == 2
+    assert ReminderSent.model_fields["schema_version"].default == 2
+
+
+def test_a_version_1_escalation_reads_as_the_current_event():
+    row = next(r for r in stored_rows() if r["type"] == "Escalated" and r["payload"]["level"] == 2)
+    assert {"recipient_id", "recipient_role"} <= set(row["payload"])
+    event = domain_event_from_row(row["type"], row["schema_version"], row["payload"])
+    assert isinstance(event, Escalated)
+    assert (event.schema_version, event.recipient, event.level) == (
+        2,
+        Actor(id="dir-zhao", role=Role.director),
+        2,
+    )
+    assert row["payload"]["recipient_id"] == "dir-zhao"  # the stored row itself is untouched
+
+
+def test_upcasting_leaves_current_versions_and_unknown_types_alone():
+    payload = {"concern": "report", "recipient": {"id": "rep-1", "role": "rep"}}
+    assert upcast("ReminderSent", 2, payload) == (2, payload)
+    assert upcast("PlanApproved", 1, {"comment": ""}) == (1, {"comment": ""})
+
+
+def test_the_old_bundle_still_verifies_offline_and_replays():
+    report = verify_bundle(FIXTURE, expect_hash=read_manifest(FIXTURE).bundle_hash)
+    assert report.ok, report.problems
+    assert {v.visit_id: v.status for v in report.visits} == {FULL: "closed", MISSED: "approved"}
+
+
+@pytest.mark.store
+async def test_old_events_load_into_a_current_log_and_replay_to_the_same_states(own_pool):
+    # Row by row through the log's own insert checks (next seq, prev_hash), as stored then.
+    async with own_pool.acquire() as conn:
+        for row in stored_rows():
+            await conn.execute(
+                "INSERT INTO visit_events (visit_id, seq, event_id, type, schema_version, occurred_at,"
+                " recorded_at, actor_id, actor_role, command_id, payload, prev_hash, hash)"
+                " VALUES ($1, $2, $3, $4, $5, $6::text::timestamptz, $7::text::timestamptz,"
+                " $8, $9, $10, $11, $12, $13)",
+                *(row[c] for c in ("visit_id", "seq", "event_id", "type", "schema_version", "occurred_at")),
+                *(row[c] for c in ("recorded_at", "actor_id", "actor_role", "command_id", "payload")),
+                row["prev_hash"],
+                row["hash"],
+            )
+    store = EventStore(own_pool)
+    assert await store.rebuild_read_model() == 2
+
+    missed = await Auditor(store).audit(MISSED)
+    assert missed.ok, missed.chain.problem or missed.problem
+    assert missed.state is not None and missed.state.status is VisitStatus.approved
+    assert missed.summary is not None and missed.summary.escalation_level == 2
+    whats = [s.entry.what for s in missed.steps]
+    assert "Escalated to manager mgr-li (level 1): check-in overdue" in whats
+    assert "Escalated to director dir-zhao (level 2): check-in overdue" in whats
+
+    full = await Auditor(store).audit(FULL)
+    assert full.ok and full.state is not None and full.state.status is VisitStatus.closed
+    events = await store.events(FULL)
+    reminder = next(e.event for e in events if isinstance(e.event, ReminderSent))
+    assert reminder.recipient == Actor(id="rep-wang", role=Role.rep)
