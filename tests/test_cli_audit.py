@@ -1,0 +1,94 @@
+"""`visits audit`, run as an auditor would against a real log (no Temporal needed for these)."""
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from activities.store import EventStore
+from settings import Settings
+from starter.cli import CliContext, app
+from tests import tamper
+from tests.stories import story
+
+pytestmark = pytest.mark.store
+
+
+async def visits(database_url: str, tmp_path: Path, *args: str) -> tuple[int, str, str]:
+    settings = Settings(database_url=database_url, data_dir=tmp_path / "data")
+    result = await asyncio.to_thread(CliRunner().invoke, app, list(args), obj=CliContext(settings=settings))
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+async def test_audit_id_shows_the_verified_timeline_with_reasons_and_status(own_database, own_pool, tmp_path):
+    driver = await story(EventStore(own_pool))
+    code, out, err = await visits(own_database, tmp_path, "audit", driver.visit_id)
+    assert code == 0, err
+    assert out.startswith("Log: intact, 11 events chained from event 1 to 11")
+    assert "its head matches the read model" in out
+    assert f"Visit {driver.visit_id}: closed (completed)" in out
+    returned = next(line for line in out.splitlines() if "ReportReturned" in line)
+    assert "mgr-li (manager)" in returned and "why: Add the competitor's prices" in returned
+    assert returned.rstrip(" │").endswith("report_returned")
+
+
+async def test_audit_as_of_a_day_shows_the_visit_at_the_end_of_that_day(own_database, own_pool, tmp_path):
+    driver = await story(EventStore(own_pool))
+    code, out, err = await visits(
+        own_database, tmp_path, "audit", driver.visit_id, "--as-of", "2026-11-24", "--json"
+    )
+    assert code == 0, err
+    body = json.loads(out)
+    assert body["ok"] is True and body["chain"]["ok"] is True
+    assert body["as_of"] == "2026-11-24T23:59:59.999999+08:00"
+    assert body["state"]["status"] == "awaiting_report"
+    assert [s["entry"]["seq"] for s in body["steps"]] == [1, 2, 3, 4]
+    assert body["steps"][3]["state"]["reminded"] == ["report"]
+
+
+async def test_audit_of_a_tampered_visit_exits_3_and_names_the_event(own_database, own_pool, tmp_path):
+    driver = await story(EventStore(own_pool))
+    await tamper.delete(own_pool, driver.visit_id, 11)
+    code, out, _ = await visits(own_database, tmp_path, "audit", "show", driver.visit_id)
+    assert code == 3
+    assert out.splitlines()[0] == (
+        f"Log: NOT INTACT at event 11 (tail_mismatch): Visit {driver.visit_id}: the log ends at event 10 "
+        "but the visit's head is event 11: event 11 was deleted."
+    )
+
+
+async def test_export_then_verify_from_the_command_line(own_database, own_pool, tmp_path):
+    driver = await story(EventStore(own_pool))
+    bundle = tmp_path / "bundle"
+    code, out, err = await visits(own_database, tmp_path, "audit", "export", str(bundle), driver.visit_id)
+    assert code == 0, err
+    assert out.startswith(f"Exported 11 events of 1 visit(s) to {bundle} (visits {driver.visit_id}).")
+    noted = next(line for line in out.splitlines() if line.startswith("Bundle hash: ")).split(": ")[1]
+    code, out, err = await visits(
+        own_database, tmp_path, "audit", "verify", str(bundle), "--expect-hash", noted
+    )
+    assert code == 0, err
+    assert "intact. 11 events of 1 visit(s)" in out
+    code, out, _ = await visits(
+        own_database, tmp_path, "audit", "verify", str(bundle), "--expect-hash", "0" * 64
+    )
+    assert code == 3 and "This is not the bundle expected" in out
+
+
+async def test_audit_input_errors_are_one_line(own_database, tmp_path):
+    cases = [
+        (("audit", "v-none"), 1, "The log holds no events of visit v-none."),
+        (("audit", "v-none", "--as-of", "yesterday"), 2, "--as-of takes an ISO time with its offset"),
+        (("audit", "export", str(tmp_path / "b")), 2, "say what to export"),
+        (("audit", "verify"), 2, "give either a BUNDLE directory or --all"),
+        (("audit", "verify", str(tmp_path)), 1, "is not an audit bundle"),
+    ]
+    for args, code, message in cases:
+        ran = await visits(own_database, tmp_path, *args)
+        assert ran[0] == code, (args, ran)
+        assert message in ran[2], (args, ran[2])
+        assert len(ran[2].strip().splitlines()) == 1
