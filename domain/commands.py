@@ -14,9 +14,7 @@ from domain.models import Execution, Frozen, Instant, Name, Plan, Report
 
 CommandId = Annotated[str, Field(min_length=1, max_length=200)]
 Reason = Annotated[str, Field(min_length=1, max_length=2_000)]
-VisitId = Annotated[
-    str, Field(min_length=1, max_length=120, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
-]
+VisitId = Annotated[str, Field(min_length=1, max_length=120, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")]
 
 
 class CommandBase(Frozen):

@@ -73,9 +73,7 @@ def open_concerns(state: VisitState) -> list[Concern]:
             + timedelta(hours=state.policy.check_in_grace_hours)
         )
         found.append(
-            Concern(
-                CHECK_IN, due, state.rep_id, f"check-in of the visit at {plan.customer.name}", False
-            )
+            Concern(CHECK_IN, due, state.rep_id, f"check-in of the visit at {plan.customer.name}", False)
         )
     if state.status in REPORT_MISSING and state.report_due_at is not None:
         found.append(

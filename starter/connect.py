@@ -62,8 +62,7 @@ def database_url(settings: Settings) -> str:
     dev = _dev_endpoints(settings)
     if dev is None:
         raise NotConfigured(
-            "No PostgreSQL is configured: start one with `visits dev`, "
-            "or set VISITFLOW_DATABASE_URL."
+            "No PostgreSQL is configured: start one with `visits dev`, or set VISITFLOW_DATABASE_URL."
         )
     return dev.database_url
 
