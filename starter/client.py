@@ -25,6 +25,7 @@ from domain.events import RecordedEvent
 from domain.state import VisitState
 from domain.summary import VisitSummary
 from settings import TASK_QUEUE
+from starter.audit import Auditor, VisitAudit
 from workflows.contract import OPENED, STATE, CommandResult, RecordedRef, workflow_id
 from workflows.visit import VisitWorkflow
 
@@ -158,6 +159,11 @@ class VisitClient:
     async def history(self, visit_id: str, until: datetime | None = None) -> list[RecordedEvent]:
         """The visit's events from the PostgreSQL log, in order."""
         return await self.store.events(visit_id, until=until)
+
+    async def audit(self, visit_id: str, as_of: datetime | None = None) -> VisitAudit:
+        """The visit replayed from the log with its chain verified, as it stood at `as_of`
+        (now when None): timeline, who, when, why, and the state after each step."""
+        return await Auditor(self.store).audit(visit_id, as_of)
 
     async def summary(self, visit_id: str) -> VisitSummary | None:
         return await self.store.visit(visit_id)

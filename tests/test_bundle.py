@@ -209,3 +209,24 @@ async def test_export_refuses_an_existing_directory_or_an_empty_selection(own_po
 def test_a_directory_without_a_manifest_is_not_a_bundle(tmp_path):
     with pytest.raises(BundleError, match="is not an audit bundle"):
         verify_bundle(tmp_path)
+
+
+def test_the_standalone_checker_agrees_with_the_chain_definition(tmp_path):
+    # examples/check_bundle_chains.py recomputes every hash with the standard library only.
+    checker = Path(__file__).resolve().parent.parent / "examples" / "check_bundle_chains.py"
+    fixture = Path(__file__).parent / "fixtures" / "bundle-v1"
+    ran = subprocess.run([sys.executable, str(checker), str(fixture)], capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert ran.stdout.splitlines() == [
+        "v-2026-11-0001: intact (11 events verified)",
+        "v-2026-11-0002: intact (4 events verified)",
+    ]
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / MANIFEST_FILE).write_bytes((fixture / MANIFEST_FILE).read_bytes())
+    rows = lines(fixture)
+    rows[2] = rows[2].replace("Shanghai, Minhang", "Suzhou")  # where the rep says they were
+    rewrite(copy, rows)
+    ran = subprocess.run([sys.executable, str(checker), str(copy)], capture_output=True, text=True)
+    assert ran.returncode == 1
+    assert ran.stdout.splitlines()[0] == "v-2026-11-0001: broken at event 3 (2 events verified)"
