@@ -13,6 +13,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from typer.core import TyperGroup
 
+from activities.store import EventStore
 from domain.calendar import zone
 from settings import Settings
 from starter.audit import Auditor, VisitAudit
@@ -21,6 +22,7 @@ from starter.cli import (
     BadInput,
     CliContext,
     JsonOut,
+    _connect_temporal,
     _console,
     _dump,
     _fail,
@@ -31,6 +33,9 @@ from starter.cli import (
     _timeline,
     event_store,
 )
+from starter.history_check import HistoryCheck
+from starter.history_check import check_history as compare_with_history
+from starter.replay import DEFAULT_QUERY, ReplayReport, replay_files, replay_visits
 
 EXIT_PROBLEMS = 3
 
@@ -136,22 +141,82 @@ def show(
         raise typer.Exit(EXIT_PROBLEMS)
 
 
-async def _check_history(settings: Settings, store: Any, visit_id: str) -> Any:
-    from starter.cli import _connect_temporal
-    from starter.history_check import check_history
-
+async def _check_history(settings: Settings, store: EventStore, visit_id: str) -> HistoryCheck:
     client = await _connect_temporal(settings)
-    return await check_history(client, store, visit_id)
+    return await compare_with_history(client, store, visit_id)
 
 
-def _print_history(check: Any) -> None:
+def _counts(check: HistoryCheck) -> str:
+    return (
+        f"{check.appends_completed} of {check.appends} appends completed, {check.updates_accepted} "
+        f"updates accepted, {check.log_rows} rows in the log"
+    )
+
+
+def _print_history(check: HistoryCheck) -> None:
     out = _console()
     if check.ok:
-        out.print(f"Temporal history: agrees with the log ({check.summary()}).")
-        return
-    out.print(f"Temporal history: {len(check.differences)} difference(s) with the log ({check.summary()}):")
-    for d in check.differences:
-        out.print(f"  - {d.message}")
+        out.print(f"Temporal history: agrees with the log ({_counts(check)}).")
+    else:
+        out.print(
+            f"Temporal history: {len(check.differences)} difference(s) with the log ({_counts(check)}):"
+        )
+        for d in check.differences:
+            out.print(f"  - {d.message}")
+    for note in check.notes:
+        out.print(f"  note: {note}")
+
+
+@audit_app.command()
+def replay(
+    ctx: typer.Context,
+    visit_ids: Annotated[
+        list[str] | None, typer.Argument(metavar="[VISIT_ID]...", help="Replay these visits' histories.")
+    ] = None,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Every visit workflow Temporal holds (or those --query selects).")
+    ] = False,
+    query: Annotated[
+        str | None, typer.Option("--query", help=f"A Temporal visibility query (default: {DEFAULT_QUERY}).")
+    ] = None,
+    files: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--file", help="A history JSON file (temporal workflow show --output json); repeatable."
+        ),
+    ] = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Replay recorded workflow histories against this code, to catch a change that would break
+    running visits before it is deployed."""
+    if not (visit_ids or everything or query or files):
+        _fail("say what to replay: visit ids, --all, --query or --file", 2)
+
+    async def main(cli: CliContext, settings: Settings) -> bool:
+        if files:
+            report = await replay_files(files)
+        else:
+            client = await _connect_temporal(settings)
+            report = await replay_visits(client, visit_ids or None, None if visit_ids else query)
+        if as_json:
+            _dump(report.model_dump(mode="json"))
+        else:
+            _print_replay(report)
+        return report.ok
+
+    if not _run(ctx, main):
+        raise typer.Exit(EXIT_PROBLEMS)
+
+
+def _print_replay(report: ReplayReport) -> None:
+    for outcome in report.outcomes:
+        if not outcome.ok:
+            typer.echo(f"{outcome.workflow_id}: {outcome.problem}: {outcome.reason}")
+    verdict = "the current code replays every one" if report.ok else "NOT every history replays"
+    typer.echo(
+        f"Replayed {report.replayed} histories: {report.passed} passed, {report.failed} failed, "
+        f"{report.unavailable} unavailable; {verdict}."
+    )
 
 
 @audit_app.command()

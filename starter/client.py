@@ -26,22 +26,10 @@ from domain.state import VisitState
 from domain.summary import VisitSummary
 from settings import TASK_QUEUE
 from starter.audit import Auditor, VisitAudit
+from starter.errors import CommandRefused, VisitNotFound
+from starter.history_check import HistoryCheck, check_history
 from workflows.contract import OPENED, STATE, CommandResult, RecordedRef, workflow_id
 from workflows.visit import VisitWorkflow
-
-
-class CommandRefused(Exception):
-    """The engine refused a command. `rule` names the rule; the message is for people."""
-
-    def __init__(self, rule: str, message: str) -> None:
-        super().__init__(message)
-        self.rule = rule
-        self.message = message
-
-
-class VisitNotFound(CommandRefused):
-    def __init__(self, visit_id: str) -> None:
-        super().__init__("visit.unknown", f"There is no visit {visit_id}.")
 
 
 def _refused(err: BaseException) -> CommandRefused | None:
@@ -164,6 +152,10 @@ class VisitClient:
         """The visit replayed from the log with its chain verified, as it stood at `as_of`
         (now when None): timeline, who, when, why, and the state after each step."""
         return await Auditor(self.store).audit(visit_id, as_of)
+
+    async def check_history(self, visit_id: str) -> HistoryCheck:
+        """The visit's log compared with its workflow's Temporal history (see starter.history_check)."""
+        return await check_history(self.temporal, self.store, visit_id)
 
     async def summary(self, visit_id: str) -> VisitSummary | None:
         return await self.store.visit(visit_id)
