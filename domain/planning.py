@@ -2,10 +2,11 @@
 
 import re
 from datetime import date
+from enum import StrEnum
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from domain.models import Frozen, Instant, Name, VisitMethod
+from domain.models import CustomerTier, Frozen, Instant, Name, VisitMethod
 
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
@@ -44,3 +45,39 @@ class MonthPlanVisits(Frozen):
         if not _MONTH.match(value):
             raise ValueError("a month is written YYYY-MM, for example 2026-12")
         return value
+
+
+class Severity(StrEnum):
+    """Whether a plan finding stops the submission or is only shown."""
+
+    block = "block"
+    warn = "warn"
+
+
+def _cadence_days() -> dict[CustomerTier, int]:
+    # DOMAIN.md: core and assist every two weeks, potential monthly, regular every two months.
+    return {
+        CustomerTier.core: 14,
+        CustomerTier.potential: 31,
+        CustomerTier.assist: 14,
+        CustomerTier.regular: 62,
+    }
+
+
+class PlanRules(BaseModel):
+    """The monthly plan's rules, each finding's severity a setting (VISITFLOW_PLANNING__...).
+
+    `cadence_days`: the longest a customer of each tier may go between visits.
+    `coverage_months`: the plans of this many consecutive months must together cover every
+    customer the rep owns. `submit_by_day`: the plan for a month is due by the end of this
+    day of the month before (0: its last day).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cadence_days: dict[CustomerTier, int] = Field(default_factory=_cadence_days)
+    coverage_months: int = Field(default=2, ge=1, le=12)
+    submit_by_day: int = Field(default=0, ge=0, le=28)
+    cadence: Severity = Severity.warn
+    coverage: Severity = Severity.warn
+    lead_time: Severity = Severity.block
