@@ -50,6 +50,15 @@ def working_days_before(day: date, days: int, policy: Policy) -> date:
     return day
 
 
+def latest_plan_day(visit_start: datetime, policy: Policy) -> date:
+    """The last local date a plan for a visit at `visit_start` may reach the manager.
+
+    That is `policy.plan_lead_working_days` working days before the visit's local date; a
+    plan submitted at any hour of that day is in time (the `plan.lead_time` rule).
+    """
+    return working_days_before(local_date(visit_start, policy), policy.plan_lead_working_days, policy)
+
+
 def local_date(instant: datetime, policy: Policy) -> date:
     """The calendar date of `instant` in the company's time zone."""
     return instant.astimezone(zone(policy.timezone)).date()

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from domain.actors import Actor, Role
-from domain.calendar import local_date, report_deadline, working_days_before, zone
+from domain.calendar import latest_plan_day, local_date, report_deadline, zone
 from domain.commands import (
     AcceptReport,
     ApprovePlan,
@@ -140,7 +140,7 @@ def _check_schedule(plan_start: datetime, now: datetime, policy: Policy, pre_app
     days = policy.plan_lead_working_days
     if pre_approved or days == 0:
         return
-    latest = working_days_before(local_date(plan_start, policy), days, policy)
+    latest = latest_plan_day(plan_start, policy)
     if local_date(now, policy) > latest:
         raise RuleViolation(
             "plan.lead_time",

@@ -1,7 +1,7 @@
 """A rep's monthly visit plan (每月底提出次月拜访计划): the visits planned for one month."""
 
 import re
-from datetime import date
+from datetime import date, timedelta
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -19,6 +19,14 @@ def month_of(day: date) -> str:
 def previous_month(month: str) -> str:
     year, number = (int(part) for part in month.split("-"))
     return f"{year - 1:04d}-12" if number == 1 else f"{year:04d}-{number - 1:02d}"
+
+
+def month_bounds(month: str) -> tuple[date, date]:
+    """The first and the last day of a ``YYYY-MM`` month."""
+    year, number = (int(part) for part in month.split("-"))
+    first = date(year, number, 1)
+    following = date(year + 1, 1, 1) if number == 12 else date(year, number + 1, 1)
+    return first, following - timedelta(days=1)
 
 
 class PlannedVisit(Frozen):
@@ -67,10 +75,11 @@ def _cadence_days() -> dict[CustomerTier, int]:
 class PlanRules(BaseModel):
     """The monthly plan's rules, each finding's severity a setting (VISITFLOW_PLANNING__...).
 
-    `cadence_days`: the longest a customer of each tier may go between visits.
+    `cadence_days`: the longest a customer of each tier may go between visits (a tier left
+    out has no cadence).
     `coverage_months`: the plans of this many consecutive months must together cover every
     customer the rep owns. `submit_by_day`: the plan for a month is due by the end of this
-    day of the month before (0: its last day).
+    day of the month before (0: its last day); `late` is the severity of missing that day.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -81,3 +90,19 @@ class PlanRules(BaseModel):
     cadence: Severity = Severity.warn
     coverage: Severity = Severity.warn
     lead_time: Severity = Severity.block
+    # A late plan only warns by default: blocking it would leave the rep unable to plan the
+    # month at all, while `lead_time` already blocks the visits it is too late for.
+    late: Severity = Severity.warn
+
+    @field_validator("cadence_days")
+    @classmethod
+    def _at_least_a_day(cls, value: dict[CustomerTier, int]) -> dict[CustomerTier, int]:
+        if any(days < 1 for days in value.values()):
+            raise ValueError("a cadence is at least 1 day")
+        return value
+
+
+def plan_due_day(month: str, rules: PlanRules) -> date:
+    """The last local day the plan for `month` may be submitted (`submit_by_day` of the month before)."""
+    first, last = month_bounds(previous_month(month))
+    return last if rules.submit_by_day == 0 else first.replace(day=rules.submit_by_day)
