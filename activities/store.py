@@ -455,3 +455,35 @@ class EventStore:
                 visit_ids,
             )
         return {r["visit_id"]: (r["last_seq"], r["head_hash"]) for r in rows}
+
+    # --- KPI reads ------------------------------------------------------------------------
+
+    async def visits_for_period(
+        self, start: datetime, end: datetime, *, before: datetime | None = None
+    ) -> list[str]:
+        """Ids of the visits a period's figures can depend on, in id order: those with an
+        event in [start, end), those planned (at any revision or reschedule) to start in it,
+        and those with a report before `end` that were not closed before `start` (their
+        promised items may be open, and overdue, in the period). With `before`, only the
+        events that occurred before it count."""
+        # The plan's start is read from the payload: a visit is planned for the period even
+        # when nothing happened to it in the period yet (monthly plans are made the month before).
+        query = """
+            SELECT DISTINCT e.visit_id FROM visit_events e
+            WHERE ($3::timestamptz IS NULL OR e.occurred_at < $3) AND (
+                (e.occurred_at >= $1 AND e.occurred_at < $2)
+                OR (e.type IN ('PlanSubmitted', 'PlanRevised')
+                    AND (e.payload #>> '{plan,scheduled_start}')::timestamptz >= $1
+                    AND (e.payload #>> '{plan,scheduled_start}')::timestamptz < $2)
+                OR (e.type = 'VisitRescheduled'
+                    AND (e.payload ->> 'scheduled_start')::timestamptz >= $1
+                    AND (e.payload ->> 'scheduled_start')::timestamptz < $2)
+                OR (e.type = 'ReportSubmitted' AND e.occurred_at < $2 AND NOT EXISTS (
+                    SELECT 1 FROM visit_events c WHERE c.visit_id = e.visit_id
+                    AND c.type = 'VisitClosed' AND c.occurred_at < LEAST($1, COALESCE($3, $1))))
+            )
+            ORDER BY e.visit_id
+        """
+        async with translated():
+            rows = await self._pool.fetch(query, start, end, before)
+        return [r["visit_id"] for r in rows]

@@ -1,12 +1,13 @@
 """Chain verification: is a visit's stored log complete and untampered, and where does it break?
 
-`verify_chain` reads the rows exactly as stored (the `visit_events` columns, in seq order,
-never upcast) and recomputes every hash with `domain.chain`. It stops at the first row that
-is wrong and names it:
+`verify_chain` (or `ChainVerifier`, row by row) reads the rows exactly as stored (the
+`visit_events` columns, in seq order, never upcast) and recomputes every hash with
+`domain.chain`. It stops at the first row that is wrong and names it:
 
 - ``missing``: a seq is skipped (a row was deleted);
 - ``inserted_or_reordered``: a seq repeats or goes backwards, a row belongs to another
-  visit, or a row links to an earlier row than its predecessor (rows were slipped in);
+  visit, a row carries an earlier row's hash (a copy), or a row links to an earlier row
+  than its predecessor (rows were slipped in);
 - ``link_broken``: a row's `prev_hash` is not its predecessor's hash (the predecessor was
   changed and re-hashed, or the row was renumbered into a gap);
 - ``content_changed``: a row's hash does not match its own content;
@@ -61,6 +62,175 @@ def _content(row: Mapping[str, Any]) -> dict[str, Any]:
     return row_content(**fields)
 
 
+class ChainVerifier:
+    """Verifies one visit's stored rows as they arrive, in the order read; the streaming form
+    of `verify_chain`, with the same findings and sentences.
+
+    `add` each row, then `finish` with the anchor. Once a row is bad the rest are only
+    looked at to tell a deleted row from a misplaced one (a skipped seq that turns up later).
+    """
+
+    __slots__ = ("_bad", "_checked", "_expected", "_gap", "_head_seq", "_name", "_prev", "_seen")
+
+    def __init__(self, visit_id: str | None = None) -> None:
+        self._name = visit_id
+        self._expected = 1
+        self._prev = GENESIS_HASH
+        self._head_seq = 0
+        self._checked = 0
+        self._seen: dict[str, int] = {GENESIS_HASH: 0}  # hash -> seq of the intact rows so far
+        self._bad: ChainReport | None = None
+        # A skipped seq: (the seq, the report if it never turns up, the report if it does).
+        self._gap: tuple[int, ChainReport, ChainReport] | None = None
+
+    @property
+    def head_seq(self) -> int:
+        """The seq of the last row verified intact (0 before any)."""
+        return self._head_seq
+
+    @property
+    def intact(self) -> bool:
+        """True while every row added so far is intact."""
+        return self._bad is None and self._gap is None
+
+    def _report(self, seq: int, kind: ChainProblem, problem: str) -> ChainReport:
+        return ChainReport(
+            visit_id=self._name or "",
+            ok=False,
+            events_checked=self._checked,
+            head_seq=self._head_seq,
+            head_hash=self._prev,
+            first_bad_seq=seq,
+            problem=problem,
+            kind=kind,
+        )
+
+    def add(self, row: Mapping[str, Any]) -> bool:
+        """Check the next row; True when it is intact and so is every row before it."""
+        if self._bad is not None:
+            return False
+        seq = int(row["seq"])
+        if self._gap is not None:
+            missing, _, misplaced = self._gap
+            if seq == missing:
+                self._bad = misplaced
+            return False
+        self._checked += 1
+        expected = self._expected
+        if self._name is None:
+            self._name = row["visit_id"]
+        name = self._name
+        if row["visit_id"] != name:
+            self._bad = self._report(
+                seq,
+                ChainProblem.inserted_or_reordered,
+                f"Visit {name}, event {seq} belongs to visit {row['visit_id']}: a row of another "
+                "visit was inserted.",
+            )
+            return False
+        if seq < expected:
+            what = "repeats" if seq == expected - 1 else f"comes after event {expected - 1}"
+            self._bad = self._report(
+                seq,
+                ChainProblem.inserted_or_reordered,
+                f"Visit {name}, event {seq} {what}: rows were inserted or reordered.",
+            )
+            return False
+        if seq > expected:
+            gap = str(expected) if seq == expected + 1 else f"{expected} to {seq - 1}"
+            deleted = self._report(
+                expected,
+                ChainProblem.missing,
+                f"Visit {name}: event {gap} is missing (the log jumps from {expected - 1} to "
+                f"{seq}): rows were deleted.",
+            )
+            misplaced = self._report(
+                expected,
+                ChainProblem.inserted_or_reordered,
+                f"Visit {name}: event {expected} comes after event {seq}: rows are out of order.",
+            )
+            self._gap = (expected, deleted, misplaced)
+            return False
+        stored_prev = str(row["prev_hash"])
+        if stored_prev != self._prev:
+            copied = self._seen.get(str(row["hash"]))
+            earlier = self._seen.get(stored_prev)
+            if copied is not None:
+                # It carries an earlier row's link as its own: a copy slipped in here.
+                self._bad = self._report(
+                    seq,
+                    ChainProblem.inserted_or_reordered,
+                    f"Visit {name}, event {seq} carries the hash of event {copied}: a copy of "
+                    f"event {copied} was inserted.",
+                )
+            elif earlier is not None and earlier < seq - 1:
+                first = earlier + 1
+                self._bad = self._report(
+                    first,
+                    ChainProblem.inserted_or_reordered,
+                    f"Visit {name}, event {seq} links to event {earlier}, so event {first}"
+                    f"{'' if first == seq - 1 else f' to {seq - 1}'} was inserted after the fact.",
+                )
+            else:
+                self._bad = self._report(
+                    seq,
+                    ChainProblem.link_broken,
+                    f"Visit {name}, event {seq} does not link to event {seq - 1}: its prev_hash is "
+                    f"not the hash of event {seq - 1}, so event {seq - 1} was changed and re-hashed, "
+                    "or rows were renumbered.",
+                )
+            return False
+        computed = link_hash(self._prev, _content(row))
+        if computed != row["hash"]:
+            self._bad = self._report(
+                seq,
+                ChainProblem.content_changed,
+                f"Visit {name}, event {seq} ({row['type']}) was changed: its content no longer "
+                "matches its hash.",
+            )
+            return False
+        self._prev = computed
+        self._head_seq = seq
+        self._seen[computed] = seq
+        self._expected = seq + 1
+        return True
+
+    def finish(self, anchor: tuple[int, str] | None = None) -> ChainReport:
+        """The report on every row added, checked against `anchor` (last seq, head hash) if given."""
+        if self._bad is not None:
+            return self._bad
+        if self._gap is not None:
+            return self._gap[1]
+        name = self._name
+        if anchor is not None:
+            anchor_seq, anchor_hash = anchor
+            head_seq = self._head_seq
+            if head_seq < anchor_seq:
+                first = head_seq + 1
+                gap = str(first) if first == anchor_seq else f"{first} to {anchor_seq}"
+                return self._report(
+                    first,
+                    ChainProblem.tail_mismatch,
+                    f"Visit {name}: the log ends at event {head_seq} but the visit's head is event "
+                    f"{anchor_seq}: event {gap} was deleted.",
+                )
+            at_anchor = next((h for h, s in self._seen.items() if s == anchor_seq), None)
+            if at_anchor != anchor_hash:
+                return self._report(
+                    anchor_seq,
+                    ChainProblem.tail_mismatch,
+                    f"Visit {name}: event {anchor_seq} does not have the visit's recorded head hash: "
+                    f"the log was rewritten at or before event {anchor_seq}.",
+                )
+        return ChainReport(
+            visit_id=name or "",
+            ok=True,
+            events_checked=self._checked,
+            head_seq=self._head_seq,
+            head_hash=self._prev,
+        )
+
+
 def verify_chain(
     rows: Iterable[Mapping[str, Any]],
     *,
@@ -72,113 +242,7 @@ def verify_chain(
     `anchor` is the expected (last seq, head hash) of the visit; `visit_id` names the visit
     when there may be no rows at all (otherwise the first row's visit is used).
     """
-    expected_seq = 1
-    prev_hash = GENESIS_HASH
-    head_seq = 0
-    checked = 0
-    seen: dict[str, int] = {GENESIS_HASH: 0}  # hash -> seq of the intact rows so far
-    name = visit_id
-
-    def bad(seq: int, kind: ChainProblem, problem: str) -> ChainReport:
-        return ChainReport(
-            visit_id=name or "",
-            ok=False,
-            events_checked=checked,
-            head_seq=head_seq,
-            head_hash=prev_hash,
-            first_bad_seq=seq,
-            problem=problem,
-            kind=kind,
-        )
-
-    rows = list(rows)
-    for index, row in enumerate(rows):
-        checked += 1
-        seq = int(row["seq"])
-        if name is None:
-            name = row["visit_id"]
-        where = f"Visit {name}, event {seq}"
-        if row["visit_id"] != name:
-            return bad(
-                seq,
-                ChainProblem.inserted_or_reordered,
-                f"{where} belongs to visit {row['visit_id']}: a row of another visit was inserted.",
-            )
-        if seq < expected_seq:
-            what = "repeats" if seq == expected_seq - 1 else f"comes after event {expected_seq - 1}"
-            return bad(
-                seq,
-                ChainProblem.inserted_or_reordered,
-                f"{where} {what}: rows were inserted or reordered.",
-            )
-        if seq > expected_seq:
-            if any(int(later["seq"]) == expected_seq for later in rows[index + 1 :]):
-                return bad(
-                    expected_seq,
-                    ChainProblem.inserted_or_reordered,
-                    f"Visit {name}: event {expected_seq} comes after event {seq}: rows are out of order.",
-                )
-            gap = str(expected_seq) if seq == expected_seq + 1 else f"{expected_seq} to {seq - 1}"
-            return bad(
-                expected_seq,
-                ChainProblem.missing,
-                f"Visit {name}: event {gap} is missing (the log jumps from {expected_seq - 1} to "
-                f"{seq}): rows were deleted.",
-            )
-        stored_prev = str(row["prev_hash"])
-        if stored_prev != prev_hash:
-            earlier = seen.get(stored_prev)
-            if earlier is not None and earlier < seq - 1:
-                first = earlier + 1
-                return bad(
-                    first,
-                    ChainProblem.inserted_or_reordered,
-                    f"{where} links to event {earlier}, so event {first}"
-                    f"{'' if first == seq - 1 else f' to {seq - 1}'} was inserted after the fact.",
-                )
-            return bad(
-                seq,
-                ChainProblem.link_broken,
-                f"{where} does not link to event {seq - 1}: its prev_hash is not the hash of "
-                f"event {seq - 1}, so event {seq - 1} was changed and re-hashed, or rows were "
-                "renumbered.",
-            )
-        computed = link_hash(prev_hash, _content(row))
-        if computed != row["hash"]:
-            return bad(
-                seq,
-                ChainProblem.content_changed,
-                f"{where} ({row['type']}) was changed: its content no longer matches its hash.",
-            )
-        prev_hash = computed
-        head_seq = seq
-        seen[computed] = seq
-        expected_seq = seq + 1
-
-    if anchor is not None:
-        anchor_seq, anchor_hash = anchor
-        if head_seq < anchor_seq:
-            first = head_seq + 1
-            gap = str(first) if first == anchor_seq else f"{first} to {anchor_seq}"
-            return bad(
-                first,
-                ChainProblem.tail_mismatch,
-                f"Visit {name}: the log ends at event {head_seq} but the visit's head is event "
-                f"{anchor_seq}: event {gap} was deleted.",
-            )
-        at_anchor = next((h for h, s in seen.items() if s == anchor_seq), None)
-        if at_anchor != anchor_hash:
-            return bad(
-                anchor_seq,
-                ChainProblem.tail_mismatch,
-                f"Visit {name}: event {anchor_seq} does not have the visit's recorded head hash: "
-                f"the log was rewritten at or before event {anchor_seq}.",
-            )
-
-    return ChainReport(
-        visit_id=name or "",
-        ok=True,
-        events_checked=checked,
-        head_seq=head_seq,
-        head_hash=prev_hash,
-    )
+    verifier = ChainVerifier(visit_id)
+    for row in rows:
+        verifier.add(row)
+    return verifier.finish(anchor)

@@ -1018,6 +1018,15 @@ from starter.cli_audit import audit_app  # noqa: E402
 
 app.add_typer(audit_app, name="audit")
 
+from starter.cli_customers import customers_app  # noqa: E402
+
+app.add_typer(customers_app, name="customers")
+
+from starter.cli_kpi import kpi  # noqa: E402
+
+app.command()(kpi)
+
+
 
 def main() -> None:
     """The `visits` console script."""

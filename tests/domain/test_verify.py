@@ -7,7 +7,7 @@ import pytest
 
 from domain.chain import content_of, link_hash, row_content
 from domain.events import GENESIS_HASH, RecordedEvent
-from domain.verify import ChainProblem, ChainReport, verify_chain
+from domain.verify import ChainProblem, ChainReport, ChainVerifier, verify_chain
 from tests.domain.support import VISIT_ID, following_up
 
 HASHED = (
@@ -196,3 +196,40 @@ def test_first_problem_is_reported(rows):
     rows[1]["actor_id"] = "mgr-2"
     del rows[3]
     failed(verify_chain(rows), 2, ChainProblem.content_changed)
+
+
+# --- the streaming verifier -------------------------------------------------------------
+
+
+def streamed(rows: list[dict[str, Any]]) -> ChainReport:
+    verifier = ChainVerifier()
+    for row in rows:
+        verifier.add(row)
+    return verifier.finish()
+
+
+def test_streaming_verifier_says_row_by_row_whether_the_chain_still_holds(rows):
+    rows[2]["actor_id"] = "mgr-2"
+    verifier = ChainVerifier()
+
+    assert [verifier.add(row) for row in rows] == [True, True] + [False] * (len(rows) - 2)
+    assert not verifier.intact and verifier.head_seq == 2
+    failed(verifier.finish(), 3, ChainProblem.content_changed)
+
+
+def test_streaming_verifier_tells_a_skipped_seq_that_turns_up_later_from_a_deleted_one(rows):
+    late = rows.pop(1)
+    failed(streamed(rows), 2, ChainProblem.missing)
+
+    rows.append(late)
+    failed(streamed(rows), 2, ChainProblem.inserted_or_reordered)
+
+
+def test_a_copy_of_an_earlier_row_slipped_in_is_located_at_the_copy(rows):
+    copy = {**rows[1], "event_id": "copied", "seq": 4}
+    rows.insert(3, copy)
+    for row in rows[4:]:
+        row["seq"] += 1
+    report = verify_chain(rows)
+    failed(report, 4, ChainProblem.inserted_or_reordered)
+    assert "copy of event 2" in (report.problem or "")
