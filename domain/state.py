@@ -125,7 +125,15 @@ def evolve(state: VisitState | None, recorded: RecordedEvent) -> VisitState:
     else:
         if state is None:
             raise ValueError(f"event {recorded.seq} ({event.type}) comes before the plan")
-        new = state.model_copy(deep=True)
+        # Every nested value is a frozen model, so only the containers _apply mutates in
+        # place are copied: a deep copy per event made folding a long log ten times slower.
+        new = state.model_copy(
+            update={
+                "items": dict(state.items),
+                "reminded": list(state.reminded),
+                "escalation_levels": dict(state.escalation_levels),
+            }
+        )
         _apply(new, recorded)
     new.last_seq = recorded.seq
     new.head_hash = recorded.hash

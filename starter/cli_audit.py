@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from typer.core import TyperGroup
 
@@ -33,8 +34,10 @@ from starter.cli import (
     _timeline,
     event_store,
 )
+from starter.connect import database_url
 from starter.history_check import HistoryCheck
 from starter.history_check import check_history as compare_with_history
+from starter.log_check import LogCheckReport, verify_log
 from starter.replay import DEFAULT_QUERY, ReplayReport, replay_files, replay_visits
 
 EXIT_PROBLEMS = 3
@@ -322,13 +325,12 @@ def _print_bundle_report(bundle: Path, report: BundleReport) -> None:
 
 
 async def _verify_all(settings: Settings, as_json: bool) -> bool:
-    from starter.log_check import verify_log
-
+    url = database_url(settings)
     async with event_store(settings) as store:
         if as_json:
-            report = await verify_log(store.pool)
+            report = await verify_log(store.pool, database_url=url)
             _dump(report.model_dump(mode="json"))
-            return bool(report.ok)
+            return report.ok
         columns = (
             TextColumn("Verifying the log"),
             BarColumn(),
@@ -336,14 +338,26 @@ async def _verify_all(settings: Settings, as_json: bool) -> bool:
             TextColumn("events"),
             TimeRemainingColumn(),
         )
-        with Progress(*columns, console=_console(), transient=True) as bar:
+        # On stderr, and only on a terminal: the summary on stdout stays clean for pipes.
+        screen = Console(stderr=True)
+        with Progress(*columns, console=screen, transient=True, disable=not screen.is_terminal) as bar:
             task = bar.add_task("verify", total=None)
             report = await verify_log(
-                store.pool, progress=lambda done, total: bar.update(task, completed=done, total=total)
+                store.pool,
+                database_url=url,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
     _print_log_report(report)
-    return bool(report.ok)
+    return report.ok
 
 
-def _print_log_report(report: Any) -> None:
-    typer.echo(report.summary_text())
+def _print_log_report(report: LogCheckReport) -> None:
+    verdict = "every chain intact and anchored" if report.ok else "NOT INTACT"
+    typer.echo(
+        f"Verified {report.events} events of {report.visits} visits in {report.elapsed_seconds:.1f} s "
+        f"({report.events_per_second:,.0f} events/s): {report.intact} intact; {verdict}."
+    )
+    for bad in report.bad:
+        typer.echo(f"  - {bad.visit_id}: event {bad.first_bad_seq} ({bad.kind}): {bad.problem}")
+    for visit_id in report.without_anchor:
+        typer.echo(f"  - {visit_id}: has events but no read-model head; its newest events cannot be checked.")

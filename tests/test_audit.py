@@ -143,3 +143,17 @@ async def test_an_unreadable_event_stops_the_replay_and_says_which(own_pool):
     assert not audit.readable and not audit.ok
     assert "Event 3 of visit" in (audit.problem or "")
     assert len(audit.steps) == 2 and audit.state is not None and str(audit.state.status) == "approved"
+
+
+async def test_each_step_keeps_the_state_it_had_while_later_steps_move_on(own_pool):
+    # The fold copies only what an event changes; no later event may reach back into an
+    # earlier step's state (the auditor's step-by-step view depends on it).
+    store = EventStore(own_pool)
+    driver = await story(store)
+    audit = await Auditor(store).audit(driver.visit_id)
+    states = [s.state for s in audit.steps]
+    assert states[3].reminded == ["report"] and states[3].escalation_levels == {}
+    assert states[4].escalation_levels == {"report": 1}
+    assert states[5].items["samples"].status == "open"
+    assert states[9].items["samples"].status == "completed"
+    assert states[2].reminded == [] and states[2].items == {}

@@ -92,3 +92,22 @@ async def test_audit_input_errors_are_one_line(own_database, tmp_path):
         assert ran[0] == code, (args, ran)
         assert message in ran[2], (args, ran[2])
         assert len(ran[2].strip().splitlines()) == 1
+
+
+async def test_verify_all_checks_every_chain_and_names_the_bad_ones(own_database, own_pool, tmp_path):
+    store = EventStore(own_pool)
+    for n in range(3):
+        await story(store, f"v-{n}")
+    code, out, err = await visits(own_database, tmp_path, "audit", "verify", "--all")
+    assert code == 0, err
+    assert out.startswith("Verified 33 events of 3 visits in ")
+    assert out.rstrip().endswith("3 intact; every chain intact and anchored.")
+
+    await tamper.change_payload(own_pool, "v-1", 7, reason="No reason")
+    code, out, _ = await visits(own_database, tmp_path, "audit", "verify", "--all")
+    assert code == 3
+    assert "2 intact; NOT INTACT." in out
+    assert "  - v-1: event 7 (content_changed): Visit v-1, event 7 (ReportReturned) was changed" in out
+    code, out, _ = await visits(own_database, tmp_path, "audit", "verify", "--all", "--json")
+    body = json.loads(out)
+    assert body["ok"] is False and [b["visit_id"] for b in body["bad"]] == ["v-1"]
