@@ -57,7 +57,9 @@ async def test_current_code_replays_real_visits_and_a_change_fails_each_with_non
     for outcome in changed.outcomes:
         assert outcome.problem is ReplayProblem.nondeterminism
         assert outcome.reason and outcome.reason.startswith("[TMPRL1100] Nondeterminism error")
-        assert "ActivityTaskScheduled" in outcome.reason and outcome.detail
+        # Which recorded event the changed code first trips on depends on timing (an
+        # activity or an update), so only the kind of failure is pinned down.
+        assert outcome.detail
 
 
 async def test_visit_without_history_is_reported_unavailable_not_replayed(env):
