@@ -3,9 +3,9 @@
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 
 def _utc(value: datetime) -> datetime:
@@ -21,14 +21,12 @@ Text = Annotated[str, Field(max_length=10_000)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 
 
-def _no_nul(value: object) -> object:
-    # PostgreSQL cannot store NUL in text: refuse it with the command, not at the append.
-    if isinstance(value, str) and "\x00" in value:
-        raise ValueError("text may not contain NUL characters")
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
     if isinstance(value, list):
-        for item in value:
-            _no_nul(item)
-    return value
+        return any(_has_nul(item) for item in value)
+    return False
 
 
 class Frozen(BaseModel):
@@ -36,10 +34,14 @@ class Frozen(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    @field_validator("*", mode="after")
-    @classmethod
-    def _text_is_storable(cls, value: object) -> object:
-        return _no_nul(value)
+    @model_validator(mode="after")
+    def _text_is_storable(self) -> Self:
+        # PostgreSQL cannot store NUL in text: refuse it with the command, not at the append.
+        # One check per model, not per field: reading a long log validates every event.
+        for name, value in self.__dict__.items():
+            if _has_nul(value):
+                raise ValueError(f"{name}: text may not contain NUL characters")
+        return self
 
 
 class CustomerTier(StrEnum):
