@@ -3,7 +3,8 @@
 With nothing set, `visits dev` starts an embedded Temporal dev server and an embedded
 PostgreSQL, so a newcomer needs no setup. Nested policy figures use a double underscore:
 ``VISITFLOW_POLICY__REPORT_DEADLINE_HOURS=24``; lists are JSON:
-``VISITFLOW_POLICY__HOLIDAYS='["2026-10-01","2026-10-02"]'``.
+``VISITFLOW_POLICY__HOLIDAYS='["2026-10-01","2026-10-02"]'``. The monthly plan's rules
+are nested the same way: ``VISITFLOW_PLANNING__SUBMIT_BY_DAY=25``.
 """
 
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from domain.planning import PlanRules
 from domain.policy import Policy
 
 TASK_QUEUE = "visitflow"
@@ -18,11 +20,9 @@ TASK_QUEUE = "visitflow"
 
 
 class Settings(BaseSettings):
-    """Where the engine's servers are, and the policy it applies to new visits."""
+    """Where the engine's servers are, and the policy (and plan rules) new visits and plans start with."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="VISITFLOW_", env_nested_delimiter="__", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="VISITFLOW_", env_nested_delimiter="__", extra="ignore")
 
     temporal_address: str | None = Field(
         default=None, description="host:port of a Temporal frontend; unset = embedded dev server"
@@ -48,3 +48,4 @@ class Settings(BaseSettings):
     log_format: str = Field(default="auto", description="auto | console | json")
     log_level: str = "INFO"
     policy: Policy = Field(default_factory=Policy)
+    planning: PlanRules = Field(default_factory=PlanRules)

@@ -8,26 +8,37 @@ import structlog
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.customers import CustomerStore
 from activities.db import create_pool
 from activities.migrate import migrate
+from activities.plan_activities import PlanActivities
+from activities.plan_store import PlanStore
 from activities.store import EventStore
 from activities.visit_activities import VisitActivities
 from logs import configure_logging
 from settings import Settings
 from starter.connect import connect_temporal, database_url
+from workflows.month_plan import MonthPlanWorkflow
 from workflows.visit import VisitWorkflow
 
 log = structlog.get_logger("visitflow.worker")
 
 
 def build_worker(client: Client, pool: asyncpg.Pool, settings: Settings) -> Worker:
-    """A worker for the visit workflow and its activities on the configured task queue."""
+    """A worker for the visit and monthly plan workflows and their activities on the configured task queue."""
     activities = VisitActivities(EventStore(pool), settings.policy)
+    plans = PlanActivities(PlanStore(pool), CustomerStore(pool), settings.policy, settings.planning)
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[VisitWorkflow],
-        activities=[activities.append_events, activities.load_policy],
+        workflows=[VisitWorkflow, MonthPlanWorkflow],
+        activities=[
+            activities.append_events,
+            activities.load_policy,
+            plans.append_plan_events,
+            plans.review_month_plan,
+            plans.load_plan_settings,
+        ],
     )
 
 
@@ -43,8 +54,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         if applied:
             log.info("migrated", versions=applied)
         async with build_worker(client, pool, settings):
-            log.info("worker started", task_queue=settings.task_queue,
-                     namespace=settings.temporal_namespace)
+            log.info("worker started", task_queue=settings.task_queue, namespace=settings.temporal_namespace)
             await stop.wait()
             log.info("worker stopping")
     finally:

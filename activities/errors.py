@@ -22,6 +22,9 @@ CHAIN_BROKEN_SQLSTATE = "VF003"
 EVENT_PKEY = "visit_events_pkey"
 EVENT_ID_KEY = "visit_events_event_id_key"
 NOTIFICATION_PKEY = "notifications_pkey"
+PLAN_EVENT_PKEY = "plan_events_pkey"
+PLAN_EVENT_ID_KEY = "plan_events_event_id_key"
+PLAN_NOTIFICATION_PKEY = "plan_notifications_pkey"
 
 # Failures that go away by themselves (a restart, a failover, a lock timeout): retry them.
 _TRANSIENT_CLASSES = ("08", "53", "57")
@@ -85,10 +88,15 @@ class UnreadableEvent(StoreError):
     non_retryable = True
 
 
-def from_postgres(exc: asyncpg.PostgresError, visit_id: str | None = None) -> StoreError:
-    """The named error for a PostgreSQL error; the server's text stays in the message."""
+def from_postgres(
+    exc: asyncpg.PostgresError, visit_id: str | None = None, *, stream: str = "visit"
+) -> StoreError:
+    """The named error for a PostgreSQL error; the server's text stays in the message.
+
+    `visit_id` names the stream the error is about (a monthly plan's id with `stream="plan"`).
+    """
     state = exc.sqlstate or ""
-    where = f" on visit {visit_id}" if visit_id else ""
+    where = f" on {stream} {visit_id}" if visit_id else ""
     text = getattr(exc, "message", None) or str(exc)
     constraint = getattr(exc, "constraint_name", None)
     if state == APPEND_ONLY_SQLSTATE:
@@ -97,11 +105,16 @@ def from_postgres(exc: asyncpg.PostgresError, visit_id: str | None = None) -> St
         return SequenceGap(f"The event log refused an event out of sequence{where}: {text}")
     if state == CHAIN_BROKEN_SQLSTATE:
         return ChainBroken(f"The event log refused an event that breaks its hash chain{where}: {text}")
-    if state == "23505" and constraint == EVENT_PKEY:
+    if state == "23505" and constraint in (EVENT_PKEY, PLAN_EVENT_PKEY):
         return SequenceConflict(
             f"Another event already holds this seq{where}; the log has moved on ({text})."
         )
-    if state == "23505" and constraint in (EVENT_ID_KEY, NOTIFICATION_PKEY):
+    if state == "23505" and constraint in (
+        EVENT_ID_KEY,
+        NOTIFICATION_PKEY,
+        PLAN_EVENT_ID_KEY,
+        PLAN_NOTIFICATION_PKEY,
+    ):
         return DuplicateEvent(f"An event id of this request is already recorded elsewhere{where} ({text}).")
     if state.startswith(_TRANSIENT_CLASSES) or state in _TRANSIENT_STATES:
         return StoreUnavailable(f"PostgreSQL is unavailable for now{where}: {text}")
@@ -111,13 +124,13 @@ def from_postgres(exc: asyncpg.PostgresError, visit_id: str | None = None) -> St
 
 
 @asynccontextmanager
-async def translated(visit_id: str | None = None) -> AsyncIterator[None]:
+async def translated(visit_id: str | None = None, *, stream: str = "visit") -> AsyncIterator[None]:
     """Raise the named `StoreError` for any driver error inside the block."""
     try:
         yield
     except asyncpg.PostgresError as exc:
-        raise from_postgres(exc, visit_id) from exc
+        raise from_postgres(exc, visit_id, stream=stream) from exc
     except (OSError, asyncpg.InterfaceError) as exc:
         # Refused or dropped connections, timeouts, a pool closing under us: all pass.
-        where = f" for visit {visit_id}" if visit_id else ""
+        where = f" for {stream} {visit_id}" if visit_id else ""
         raise StoreUnavailable(f"PostgreSQL could not be reached{where}: {exc}") from exc

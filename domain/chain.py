@@ -10,6 +10,9 @@ sorts keys, uses "," and ":" with no spaces, keeps non-ASCII text as UTF-8, and 
 instants as ISO 8601 in UTC with microseconds (``2026-11-23T09:00:00.000000Z``). The
 first event of a visit chains from 64 zeros. `recorded_at` is not hashed: the database
 sets it, and the chain must be computable by the workflow before the row exists.
+
+Other logs chain the same way, their content naming their own stream in place of
+`visit_id`: a monthly plan's rows (`plan_events`) carry `plan_id` (`PLAN_HASHED_FIELDS`).
 """
 
 import hashlib
@@ -50,6 +53,39 @@ def canonical_json(value: Any) -> str:
     return _CANONICAL.encode(value)
 
 
+PLAN_HASHED_FIELDS = ("plan_id", *HASHED_FIELDS[1:])
+"""The fields a monthly plan's row hash covers: those of a visit's row, the stream named `plan_id`."""
+
+
+def stream_content(
+    stream_field: str,
+    stream_id: str,
+    *,
+    seq: int,
+    event_id: str,
+    type: str,
+    schema_version: int,
+    occurred_at: datetime,
+    actor_id: str,
+    actor_role: str,
+    command_id: str,
+    payload: dict[str, Any],
+) -> dict[str, Any]:
+    """The hashed fields of one row of any log, its stream named by `stream_field`."""
+    return {
+        stream_field: stream_id,
+        "seq": seq,
+        "event_id": event_id,
+        "type": type,
+        "schema_version": schema_version,
+        "occurred_at": instant_text(occurred_at),
+        "actor_id": actor_id,
+        "actor_role": actor_role,
+        "command_id": command_id,
+        "payload": payload,
+    }
+
+
 def row_content(
     *,
     visit_id: str,
@@ -63,19 +99,49 @@ def row_content(
     command_id: str,
     payload: dict[str, Any],
 ) -> dict[str, Any]:
-    """The hashed fields of one row, as the canonical JSON object."""
-    return {
-        "visit_id": visit_id,
-        "seq": seq,
-        "event_id": event_id,
-        "type": type,
-        "schema_version": schema_version,
-        "occurred_at": instant_text(occurred_at),
-        "actor_id": actor_id,
-        "actor_role": actor_role,
-        "command_id": command_id,
-        "payload": payload,
-    }
+    """The hashed fields of one visit's row, as the canonical JSON object."""
+    return stream_content(
+        "visit_id",
+        visit_id,
+        seq=seq,
+        event_id=event_id,
+        type=type,
+        schema_version=schema_version,
+        occurred_at=occurred_at,
+        actor_id=actor_id,
+        actor_role=actor_role,
+        command_id=command_id,
+        payload=payload,
+    )
+
+
+def plan_row_content(
+    *,
+    plan_id: str,
+    seq: int,
+    event_id: str,
+    type: str,
+    schema_version: int,
+    occurred_at: datetime,
+    actor_id: str,
+    actor_role: str,
+    command_id: str,
+    payload: dict[str, Any],
+) -> dict[str, Any]:
+    """The hashed fields of one monthly plan's row (`plan_events`), as the canonical JSON object."""
+    return stream_content(
+        "plan_id",
+        plan_id,
+        seq=seq,
+        event_id=event_id,
+        type=type,
+        schema_version=schema_version,
+        occurred_at=occurred_at,
+        actor_id=actor_id,
+        actor_role=actor_role,
+        command_id=command_id,
+        payload=payload,
+    )
 
 
 def link_hash(prev_hash: str, content: dict[str, Any]) -> str:

@@ -1017,7 +1017,6 @@ def schema(
 from starter.cli_audit import audit_app  # noqa: E402
 
 app.add_typer(audit_app, name="audit")
-
 from starter.cli_customers import customers_app  # noqa: E402
 
 app.add_typer(customers_app, name="customers")
@@ -1025,7 +1024,9 @@ app.add_typer(customers_app, name="customers")
 from starter.cli_kpi import kpi  # noqa: E402
 
 app.command()(kpi)
+from starter.cli_plans import plan_app  # noqa: E402
 
+app.add_typer(plan_app, name="plan")
 
 
 def main() -> None:

@@ -17,12 +17,15 @@ import typer.main
 
 from domain.commands import SubmitPlan
 from domain.events import Escalated
+from domain.month_plan import OpenMonthPlan, SubmitMonthPlan
+from domain.planning import PlanRules
 from domain.policy import Policy
 from settings import Settings
 from starter.cli import app
 from starter.client import VisitClient
 from worker import build_worker
 from workflows.contract import CommandResult
+from workflows.plan_contract import PlanCommandResult
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -87,17 +90,31 @@ async def test_quickstart_story_runs_to_an_escalated_promise(env, pool, task_que
 def test_readme_json_examples_match_the_models():
     blocks = [json.loads(block) for block in fenced("json")]
     plans = [b for b in blocks if "plan" in b]
-    results = [b for b in blocks if "events" in b]
+    results = [b for b in blocks if "events" in b and "visit_id" in b]
     assert plans and results
     for body in plans:
         SubmitPlan.model_validate(body)
     for body in results:
         CommandResult.model_validate(body)
+    # The monthly plan's contract: its opening, a submission and a result.
+    openings = [b for b in blocks if "month" in b]
+    submissions = [b for b in blocks if "visits" in b]
+    plan_results = [b for b in blocks if "plan_id" in b]
+    assert openings and submissions and plan_results
+    for body in openings:
+        OpenMonthPlan.model_validate(body)
+    for body in submissions:
+        SubmitMonthPlan.model_validate(body)
+    for body in plan_results:
+        PlanCommandResult.model_validate(body)
 
 
 def test_readme_names_every_setting_and_only_real_ones():
-    expected = {f"VISITFLOW_{name.upper()}" for name in Settings.model_fields if name != "policy"}
+    expected = {
+        f"VISITFLOW_{name.upper()}" for name in Settings.model_fields if name not in ("policy", "planning")
+    }
     expected |= {f"VISITFLOW_POLICY__{name.upper()}" for name in Policy.model_fields}
+    expected |= {f"VISITFLOW_PLANNING__{name.upper()}" for name in PlanRules.model_fields}
     named = set(re.findall(r"VISITFLOW_[A-Z_]*[A-Z]", README))
     assert expected - named == set(), "settings missing from the README"
     assert named - expected == {"VISITFLOW_TEST_DATABASE_URL"}, "the README names unknown settings"
