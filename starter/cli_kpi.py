@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from activities.customers import CustomerStore
 from domain.calendar import zone
 from domain.kpi import RepMonthKpi, month_bounds
 from domain.models import CustomerTier
@@ -136,7 +137,12 @@ def kpi(
     async def main(cli: CliContext, s: Settings) -> list[RepMonthKpi]:
         as_of = _instant(at, "--at") or datetime.now(UTC)
         async with event_store(s) as store:
-            return await month_kpis(store, month, as_of=as_of, timezone=tz, cadence_days=cadence_days(s))
+            # Cadence is judged over the customers each rep owns in the registry; with an
+            # empty registry, over the customers of the rep's visits.
+            customers = await CustomerStore(store.pool).list()
+            return await month_kpis(
+                store, month, as_of=as_of, timezone=tz, cadence_days=cadence_days(s), customers=customers
+            )
 
     rows = _run(ctx, main)
     if rep is not None:

@@ -213,3 +213,24 @@ async def test_bad_input_is_refused_in_one_line(own_database, tmp_path):
         code, _, err = await visits(own_database, tmp_path, *args)
         assert code == 2, (args, err)
         assert message in err and len(err.strip().splitlines()) == 1, (args, err)
+
+
+async def test_cadence_is_judged_over_the_customers_each_rep_owns_in_the_registry(
+    own_database, own_pool, tmp_path, monkeypatch
+):
+    from activities.customers import CustomerStore
+    from domain.customers import CustomerRecord
+
+    await record(own_pool, november())
+    # A regular customer rep-b owns but never visited: the registry makes it count.
+    neglected = CustomerRecord(
+        id="C-900", name="被遗忘 Forgotten Ltd", tier="regular", owner_rep_id="rep-b", manager_id="m-1"
+    )
+    await CustomerStore(own_pool).upsert_many([neglected])
+    monkeypatch.chdir(tmp_path)
+    code, out, err = await visits(own_database, tmp_path, "kpi", "--month", MONTH, "--at", AT, "--no-csv")
+    assert code == 0, err
+    split = [[c.strip() for c in re.split("[│┃]", line)[1:-1]] for line in out.splitlines()]
+    cells = {row[0]: row[1:] for row in split if len(row) > 2}
+    assert cells["figure"] == ["rep-a", "rep-b", "team"]
+    assert cells["cadence kept: regular"] == ["-", "0/1 0%", "0/1 0%"]
