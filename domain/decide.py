@@ -185,7 +185,7 @@ def _submit(command: SubmitPlan, now: datetime, policy: Policy) -> list[Event]:
         )
     ]
     if approver is not None:
-        events.append(PlanApproved(comment=command.approval_comment))
+        events.append(PlanApproved(comment=command.approval_comment, approved_by=approver))
     return events
 
 

@@ -37,8 +37,12 @@ class PlanRevised(EventBase):
 
 
 class PlanApproved(EventBase):
+    """`approved_by` names an approval given elsewhere (a monthly plan) and recorded with the
+    plan by its submitter; otherwise the approver is the event's actor."""
+
     type: Literal["PlanApproved"] = "PlanApproved"
     comment: str = ""
+    approved_by: Actor | None = None
 
 
 class PlanRejected(EventBase):

@@ -156,7 +156,7 @@ def _apply(s: VisitState, recorded: RecordedEvent) -> None:
         case PlanApproved():
             s.status = VisitStatus.approved
             s.approved_at = at
-            s.approved_by = recorded.actor
+            s.approved_by = e.approved_by or recorded.actor
         case PlanRejected():
             s.last_reason = e.reason
         case PlanReturned():

@@ -130,6 +130,9 @@ def describe(event: Event, state: VisitState) -> tuple[str, str]:
                 event.note,
             )
         case PlanApproved():
+            if event.approved_by is not None:
+                by = event.approved_by
+                return f"Plan approved by {by.role.value} {by.id} (given with the plan)", event.comment
             return "Plan approved", event.comment
         case PlanRejected():
             return "Plan rejected", event.reason

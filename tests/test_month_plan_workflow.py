@@ -299,6 +299,7 @@ async def test_a_partly_approved_plan_starts_exactly_the_approved_visits_once(en
             assert await team.visit_opened(visit_id) == ["PlanSubmitted", "PlanApproved"]
             state = await team.visits.state(visit_id)
             assert state.status is VisitStatus.approved and state.rep_id == team.rep.id
+            assert state.approved_by == MANAGER  # the log names who approved the month's plan
             assert state.plan.customer.id == customer.id and state.plan.customer.name == customer.name
             logged = await team.visits.history(visit_id)
             assert [e.type for e in logged] == ["PlanSubmitted", "PlanApproved"]

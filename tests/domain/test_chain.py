@@ -129,7 +129,7 @@ def test_hashed_content_has_exactly_the_documented_keys():
         "command_id",
         "payload",
     }
-    assert content_of(row)["payload"] == {"comment": "ok"}
+    assert content_of(row)["payload"] == {"comment": "ok", "approved_by": None}
 
 
 def test_canonical_json_is_independent_of_key_order():
