@@ -24,9 +24,14 @@ from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
 from workflows.contract import WORKFLOW_TYPE, workflow_id
+from workflows.month_plan import MonthPlanWorkflow
+from workflows.plan_contract import PLAN_WORKFLOW_TYPE
 from workflows.visit import VisitWorkflow
 
-DEFAULT_QUERY = f"WorkflowType = '{WORKFLOW_TYPE}'"
+DEFAULT_QUERY = f"WorkflowType = '{WORKFLOW_TYPE}' OR WorkflowType = '{PLAN_WORKFLOW_TYPE}'"
+
+ENGINE_WORKFLOWS: tuple[type, ...] = (VisitWorkflow, MonthPlanWorkflow)
+"""Every workflow the worker runs: a history of either replays against its current code."""
 """Every visit workflow in the namespace, running or closed (within retention)."""
 
 
@@ -83,7 +88,7 @@ class ReplayReport(BaseModel):
 
 
 def visit_replayer(
-    workflows: Sequence[type] = (VisitWorkflow,), data_converter: DataConverter = pydantic_data_converter
+    workflows: Sequence[type] = ENGINE_WORKFLOWS, data_converter: DataConverter = pydantic_data_converter
 ) -> Replayer:
     """A replayer set up as the worker is (same workflows, default sandbox, pydantic payloads)."""
     return Replayer(workflows=list(workflows), data_converter=data_converter)
@@ -160,11 +165,11 @@ async def replay_visits(
     query: str | None = None,
     *,
     limit: int | None = None,
-    workflows: Sequence[type] = (VisitWorkflow,),
+    workflows: Sequence[type] = ENGINE_WORKFLOWS,
 ) -> ReplayReport:
     """Replay the histories of the given visits, or of every workflow `query` finds.
 
-    With neither, every visit workflow (`DEFAULT_QUERY`). A visit whose history Temporal no
+    With neither, every visit and monthly plan workflow (`DEFAULT_QUERY`). A visit whose history Temporal no
     longer has is reported as unavailable. Payloads are decoded with the client's converter.
     """
     if visit_ids is not None and query is not None:
@@ -210,7 +215,7 @@ def _read_file(path: Path) -> Item:
 async def replay_files(
     paths: Iterable[Path | str],
     *,
-    workflows: Sequence[type] = (VisitWorkflow,),
+    workflows: Sequence[type] = ENGINE_WORKFLOWS,
     data_converter: DataConverter = pydantic_data_converter,
 ) -> ReplayReport:
     """Replay histories exported as JSON (`temporal workflow show --output json`, the web UI,
