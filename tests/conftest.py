@@ -31,6 +31,30 @@ def _with_database(url: str, name: str) -> str:
     return f"{root}/{name}" + (f"?{query}" if query else "")
 
 
+async def _create_database(server_url: str, name: str) -> str:
+    """Create database `name` on the server, migrate it, and return its URL."""
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = _with_database(server_url, name)
+    pool = await create_pool(url, min_size=1, max_size=1)
+    try:
+        await migrate(pool)
+    finally:
+        await pool.close()
+    return url
+
+
+async def _drop_database(server_url: str, name: str) -> None:
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
 @pytest.fixture(scope="session")
 def server_url() -> Iterator[str]:
     """The URL of a real PostgreSQL server: the one named in the environment, or embedded."""
@@ -53,23 +77,9 @@ def server_url() -> Iterator[str]:
 async def database_url(server_url: str) -> AsyncIterator[str]:
     """A fresh database for this test session, migrated, dropped afterwards."""
     name = f"visitflow_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = _with_database(server_url, name)
-    pool = await create_pool(url, min_size=1, max_size=2)
-    try:
-        await migrate(pool)
-    finally:
-        await pool.close()
+    url = await _create_database(server_url, name)
     yield url
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await _drop_database(server_url, name)
 
 
 @pytest_asyncio.fixture
@@ -77,25 +87,10 @@ async def own_database(server_url: str) -> AsyncIterator[str]:
     """The URL of a migrated database of this test's own, dropped afterwards: for tests that
     tamper with the log or read all of it (the session database is shared)."""
     name = f"visitflow_own_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(server_url)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield await _create_database(server_url, name)
     finally:
-        await admin.close()
-    url = _with_database(server_url, name)
-    try:
-        p = await create_pool(url, min_size=1, max_size=1)
-        try:
-            await migrate(p)
-        finally:
-            await p.close()
-        yield url
-    finally:
-        admin = await asyncpg.connect(server_url)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await _drop_database(server_url, name)
 
 
 @pytest_asyncio.fixture

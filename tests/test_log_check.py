@@ -7,25 +7,22 @@ the real rules, then tampers as an administrator would: in a transaction with
 """
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
-import pytest_asyncio
 
-from activities.db import Connection, create_pool
+from activities.db import Connection
 from activities.log_stream import id_ranges, snapshot
-from activities.migrate import migrate
 from activities.store import HASHED_COLUMNS, EventStore
 from domain.chain import link_hash, row_content
 from domain.verify import ChainProblem
 from starter.log_check import BadVisit, FoldProblem, LogCheckReport, verify_log
 from tests import factory as f
 from tests.helpers import VisitDriver
+from tests.tamper import past_the_triggers
 
 pytestmark = pytest.mark.store
 
@@ -55,32 +52,10 @@ def story(*, items: bool = True) -> VisitDriver:
     return driver
 
 
-def _with_database(url: str, name: str) -> str:
-    base, _, query = url.partition("?")
-    return f"{base.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
-
-
-@pytest_asyncio.fixture
-async def db(server_url: str) -> AsyncIterator[tuple[str, asyncpg.Pool]]:
-    """A fresh migrated database of this test's own (URL and pool), dropped afterwards."""
-    name = f"visitflow_logcheck_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = _with_database(server_url, name)
-    pool = await create_pool(url, min_size=1, max_size=4)
-    try:
-        await migrate(pool)
-        yield url, pool
-    finally:
-        await pool.close()
-        admin = await asyncpg.connect(server_url)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+@pytest.fixture
+def db(own_database: str, own_pool: asyncpg.Pool) -> tuple[str, asyncpg.Pool]:
+    """A fresh migrated database of this test's own: its URL and a pool."""
+    return own_database, own_pool
 
 
 async def logged(pool: asyncpg.Pool, *drivers: VisitDriver) -> list[str]:
@@ -90,14 +65,6 @@ async def logged(pool: asyncpg.Pool, *drivers: VisitDriver) -> list[str]:
         for request in driver.requests:
             await store.append(request)
     return [d.visit_id for d in drivers]
-
-
-@asynccontextmanager
-async def as_administrator(pool: asyncpg.Pool) -> AsyncIterator[Connection]:
-    """A transaction in which the log's triggers do not fire, as a superuser can arrange."""
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SET LOCAL session_replication_role = replica")
-        yield conn
 
 
 async def stored_row(conn: Connection, visit_id: str, seq: int) -> dict[str, Any]:
@@ -146,7 +113,7 @@ async def test_an_empty_log_is_intact(db):
 async def test_changed_content_is_located_at_its_row(db):
     _, pool = db
     victim, _other = await logged(pool, story(), story())
-    async with as_administrator(pool) as conn:
+    async with past_the_triggers(pool) as conn:
         await conn.execute(
             "UPDATE visit_events SET payload = jsonb_set(payload, '{comment}', '\"approved by phone\"')"
             " WHERE visit_id = $1 AND seq = 2",
@@ -163,7 +130,7 @@ async def test_changed_content_is_located_at_its_row(db):
 async def test_a_row_deleted_in_the_middle_is_missing(db):
     _, pool = db
     (victim,) = await logged(pool, story())
-    async with as_administrator(pool) as conn:
+    async with past_the_triggers(pool) as conn:
         await conn.execute("DELETE FROM visit_events WHERE visit_id = $1 AND seq = 4", victim)
 
     located(await verify_log(pool), victim, 4, ChainProblem.missing)
@@ -172,7 +139,7 @@ async def test_a_row_deleted_in_the_middle_is_missing(db):
 async def test_the_newest_row_deleted_is_caught_through_the_read_model_anchor(db):
     _, pool = db
     (victim,) = await logged(pool, story())
-    async with as_administrator(pool) as conn:
+    async with past_the_triggers(pool) as conn:
         last = await conn.fetchval("SELECT max(seq) FROM visit_events WHERE visit_id = $1", victim)
         await conn.execute("DELETE FROM visit_events WHERE visit_id = $1 AND seq = $2", victim, last)
 
@@ -183,7 +150,7 @@ async def test_the_newest_row_deleted_is_caught_through_the_read_model_anchor(db
 async def test_a_rewritten_and_rehashed_newest_row_is_caught_through_the_anchor(db):
     _, pool = db
     (victim,) = await logged(pool, story())
-    async with as_administrator(pool) as conn:
+    async with past_the_triggers(pool) as conn:
         last = await conn.fetchval("SELECT max(seq) FROM visit_events WHERE visit_id = $1", victim)
         row = await stored_row(conn, victim, last)
         row["actor_id"] = "someone-else"
@@ -201,7 +168,7 @@ async def test_a_rewritten_and_rehashed_newest_row_is_caught_through_the_anchor(
 async def test_an_inserted_row_is_caught_where_it_was_slipped_in(db):
     _, pool = db
     (victim,) = await logged(pool, story())
-    async with as_administrator(pool) as conn:
+    async with past_the_triggers(pool) as conn:
         # Make room at seq 3 (two steps: the primary key is checked row by row).
         await conn.execute(
             "UPDATE visit_events SET seq = seq + 1000 WHERE visit_id = $1 AND seq >= 3", victim
@@ -226,7 +193,7 @@ async def test_an_inserted_row_is_caught_where_it_was_slipped_in(db):
 async def test_swapped_rows_are_caught_where_the_order_breaks(db):
     _, pool = db
     (victim,) = await logged(pool, story())
-    async with as_administrator(pool) as conn:
+    async with past_the_triggers(pool) as conn:
         await conn.execute("UPDATE visit_events SET seq = 1003 WHERE visit_id = $1 AND seq = 3", victim)
         await conn.execute("UPDATE visit_events SET seq = 3 WHERE visit_id = $1 AND seq = 4", victim)
         await conn.execute("UPDATE visit_events SET seq = 4 WHERE visit_id = $1 AND seq = 1003", victim)
@@ -237,7 +204,7 @@ async def test_swapped_rows_are_caught_where_the_order_breaks(db):
 async def test_a_deleted_row_with_the_rest_renumbered_breaks_the_link(db):
     _, pool = db
     (victim,) = await logged(pool, story())
-    async with as_administrator(pool) as conn:
+    async with past_the_triggers(pool) as conn:
         await conn.execute("DELETE FROM visit_events WHERE visit_id = $1 AND seq = 3", victim)
         await conn.execute("UPDATE visit_events SET seq = seq + 1000 WHERE visit_id = $1 AND seq > 3", victim)
         await conn.execute(
@@ -250,7 +217,7 @@ async def test_a_deleted_row_with_the_rest_renumbered_breaks_the_link(db):
 async def test_a_visit_whose_every_row_was_deleted_is_reported_from_the_read_model(db):
     _, pool = db
     victim, _other = await logged(pool, story(), story(items=False))
-    async with as_administrator(pool) as conn:
+    async with past_the_triggers(pool) as conn:
         await conn.execute("DELETE FROM visit_events WHERE visit_id = $1", victim)
 
     report = await verify_log(pool)
@@ -355,7 +322,7 @@ async def test_ranges_cover_every_visit_once(db):
 async def test_worker_processes_find_what_one_process_finds(db):
     url, pool = db
     ids = await logged(pool, *(story() for _ in range(6)))
-    async with as_administrator(pool) as conn:
+    async with past_the_triggers(pool) as conn:
         await conn.execute("DELETE FROM visit_events WHERE visit_id = $1 AND seq = 5", ids[1])
         await conn.execute("DELETE FROM visit_events WHERE visit_id = $1", ids[4])
     await pool.execute("DELETE FROM visits WHERE visit_id = $1", ids[2])
