@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import ClassVar
 
 import asyncpg
+from pydantic import ValidationError
 
 APPEND_ONLY_SQLSTATE = "VF001"
 """Raised by the log's triggers on UPDATE, DELETE or TRUNCATE of `visit_events`."""
@@ -134,3 +135,9 @@ async def translated(visit_id: str | None = None, *, stream: str = "visit") -> A
         # Refused or dropped connections, timeouts, a pool closing under us: all pass.
         where = f" for {stream} {visit_id}" if visit_id else ""
         raise StoreUnavailable(f"PostgreSQL could not be reached{where}: {exc}") from exc
+
+
+def field_problems(exc: ValidationError) -> str:
+    """A stored row's validation errors as one line: field locations and reasons only, since
+    the input values may be customer data."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'event'}: {e['msg']}" for e in exc.errors())

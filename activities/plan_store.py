@@ -7,18 +7,17 @@ recorded rows (migrations/0006_month_plans.sql); its refusals become the named e
 `activities.errors`.
 """
 
-import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
-from enum import Enum
 from typing import Any
 
 import asyncpg
 from pydantic import TypeAdapter, ValidationError
 
 from activities.db import Connection
-from activities.errors import DuplicateEvent, InvalidAppend, UnreadableEvent, translated
+from activities.errors import DuplicateEvent, InvalidAppend, UnreadableEvent, field_problems, translated
 from activities.plan_models import PlanAppendRequest, PlanAppendResult
+from activities.store import canonical_uuid, db_value, upsert_sql
 from domain.actors import Actor
 from domain.calendar import local_date, zone
 from domain.chain import PLAN_HASHED_FIELDS, link_hash
@@ -71,20 +70,8 @@ _EVENT_ADAPTER: TypeAdapter[PlanEvent] = TypeAdapter(PlanEvent)
 Row = asyncpg.Record | Mapping[str, Any]
 
 
-def _upsert_sql(*, forward_only: bool) -> str:
-    columns = ", ".join(PLAN_SUMMARY_COLUMNS)
-    params = ", ".join(f"${n}" for n in range(1, len(PLAN_SUMMARY_COLUMNS) + 1))
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in PLAN_SUMMARY_COLUMNS if c != "plan_id")
-    # A stale writer (an older last_seq) must never drag the row back in time.
-    guard = " WHERE month_plans.last_seq < EXCLUDED.last_seq" if forward_only else ""
-    return (
-        f"INSERT INTO month_plans ({columns}) VALUES ({params}) ON CONFLICT (plan_id) DO UPDATE SET "
-        f"{updates}, updated_in_db_at = clock_timestamp(){guard}"
-    )
-
-
-_UPSERT_FORWARD = _upsert_sql(forward_only=True)
-_UPSERT_FORCE = _upsert_sql(forward_only=False)
+_UPSERT_FORWARD = upsert_sql("month_plans", "plan_id", PLAN_SUMMARY_COLUMNS, forward_only=True)
+_UPSERT_FORCE = upsert_sql("month_plans", "plan_id", PLAN_SUMMARY_COLUMNS, forward_only=False)
 
 
 def plan_event_from_row(event_type: str, schema_version: int, payload: Mapping[str, Any]) -> PlanEvent:
@@ -111,8 +98,7 @@ def recorded_plan_event_from_row(row: Row) -> RecordedPlanEvent:
             hash=row["hash"],
         )
     except ValidationError as exc:
-        # Field locations and reasons only: the input values may be customer data.
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'event'}: {e['msg']}" for e in exc.errors())
+        problems = field_problems(exc)
         raise UnreadableEvent(
             f"{where}, version {row['schema_version']}, cannot be read as a current event: {problems}."
         ) from exc
@@ -121,10 +107,6 @@ def recorded_plan_event_from_row(row: Row) -> RecordedPlanEvent:
 def plan_summary_from_row(row: Row) -> MonthPlanSummary:
     """The `MonthPlanSummary` of a `month_plans` row."""
     return MonthPlanSummary.model_validate({c: row[c] for c in PLAN_SUMMARY_COLUMNS})
-
-
-def _db_value(value: Any) -> Any:
-    return value.value if isinstance(value, Enum) else value
 
 
 def _event_args(e: RecordedPlanEvent) -> tuple[Any, ...]:
@@ -168,13 +150,6 @@ def _notification_args(e: RecordedPlanEvent) -> tuple[Any, ...] | None:
     )
 
 
-def _canonical_uuid(text: str) -> str | None:
-    try:
-        return str(uuid.UUID(text))
-    except ValueError:
-        return None
-
-
 def check_plan_request(req: PlanAppendRequest) -> None:
     """Refuse (`InvalidAppend`) a request that is inconsistent in itself (as `check_request` does)."""
     p = req.plan_id
@@ -186,7 +161,7 @@ def check_plan_request(req: PlanAppendRequest) -> None:
             raise InvalidAppend(f"The request for plan {p} carries an event of plan {e.plan_id}.")
         if previous is not None and (e.seq != previous.seq + 1 or e.prev_hash != previous.hash):
             raise InvalidAppend(f"The events of the request for plan {p} are not consecutive at {where}.")
-        if _canonical_uuid(e.event_id) != e.event_id:
+        if canonical_uuid(e.event_id) != e.event_id:
             raise InvalidAppend(f"The id of {where} is not a lowercase UUID: {e.event_id!r}.")
         if e.event_id in seen:
             raise InvalidAppend(f"The request for plan {p} uses event id {e.event_id} twice.")
@@ -245,7 +220,7 @@ class PlanStore:
 
     @staticmethod
     def _summary_args(summary: MonthPlanSummary) -> list[Any]:
-        return [_db_value(getattr(summary, c)) for c in PLAN_SUMMARY_COLUMNS]
+        return [db_value(getattr(summary, c)) for c in PLAN_SUMMARY_COLUMNS]
 
     async def _already_recorded(self, conn: Connection, req: PlanAppendRequest) -> bool:
         rows = await conn.fetch(
@@ -331,7 +306,7 @@ class PlanStore:
                 rep_id,
                 manager_id,
                 month,
-                _db_value(status),
+                db_value(status),
                 limit,
             )
         return [plan_summary_from_row(r) for r in rows]

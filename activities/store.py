@@ -7,7 +7,7 @@ this module turns its refusals into the named errors of `activities.errors`.
 """
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -20,6 +20,7 @@ from activities.errors import (
     DuplicateEvent,
     InvalidAppend,
     UnreadableEvent,
+    field_problems,
     translated,
 )
 from activities.models import AppendRequest, AppendResult
@@ -62,20 +63,21 @@ Row = asyncpg.Record | Mapping[str, Any]
 """A fetched row, or one of `raw_rows`' dicts."""
 
 
-def _upsert_sql(*, forward_only: bool) -> str:
-    columns = ", ".join(SUMMARY_COLUMNS)
-    params = ", ".join(f"${n}" for n in range(1, len(SUMMARY_COLUMNS) + 1))
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in SUMMARY_COLUMNS if c != "visit_id")
+def upsert_sql(table: str, key: str, columns: Sequence[str], *, forward_only: bool) -> str:
+    """The upsert of a read-model row; with `forward_only`, only over an older `last_seq`."""
+    names = ", ".join(columns)
+    params = ", ".join(f"${n}" for n in range(1, len(columns) + 1))
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != key)
     # A stale writer (an older last_seq) must never drag the row back in time.
-    guard = " WHERE visits.last_seq < EXCLUDED.last_seq" if forward_only else ""
+    guard = f" WHERE {table}.last_seq < EXCLUDED.last_seq" if forward_only else ""
     return (
-        f"INSERT INTO visits ({columns}) VALUES ({params}) ON CONFLICT (visit_id) DO UPDATE SET "
+        f"INSERT INTO {table} ({names}) VALUES ({params}) ON CONFLICT ({key}) DO UPDATE SET "
         f"{updates}, updated_in_db_at = clock_timestamp(){guard}"
     )
 
 
-_UPSERT_FORWARD = _upsert_sql(forward_only=True)
-_UPSERT_FORCE = _upsert_sql(forward_only=False)
+_UPSERT_FORWARD = upsert_sql("visits", "visit_id", SUMMARY_COLUMNS, forward_only=True)
+_UPSERT_FORCE = upsert_sql("visits", "visit_id", SUMMARY_COLUMNS, forward_only=False)
 
 
 def domain_event_from_row(event_type: str, schema_version: int, payload: Mapping[str, Any]) -> Event:
@@ -107,8 +109,7 @@ def recorded_from_row(row: Row) -> RecordedEvent:
             hash=row["hash"],
         )
     except ValidationError as exc:
-        # Field locations and reasons only: the input values may be customer data.
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'event'}: {e['msg']}" for e in exc.errors())
+        problems = field_problems(exc)
         raise UnreadableEvent(
             f"Event {row['seq']} of visit {row['visit_id']} ({row['type']} version "
             f"{row['schema_version']}) cannot be read as a current event: {problems}."
@@ -120,12 +121,13 @@ def summary_from_row(row: Row) -> VisitSummary:
     return VisitSummary.model_validate({c: row[c] for c in SUMMARY_COLUMNS})
 
 
-def _db_value(value: Any) -> Any:
+def db_value(value: Any) -> Any:
+    """A value as the database column takes it (an enum as its text)."""
     return value.value if isinstance(value, Enum) else value
 
 
 def _summary_args(summary: VisitSummary) -> list[Any]:
-    return [_db_value(getattr(summary, c)) for c in SUMMARY_COLUMNS]
+    return [db_value(getattr(summary, c)) for c in SUMMARY_COLUMNS]
 
 
 def _event_args(e: RecordedEvent) -> tuple[Any, ...]:
@@ -163,7 +165,7 @@ def check_request(req: AppendRequest) -> None:
             raise InvalidAppend(f"The request for visit {v} carries an event of visit {e.visit_id}.")
         if previous is not None and (e.seq != previous.seq + 1 or e.prev_hash != previous.hash):
             raise InvalidAppend(f"The events of the request for visit {v} are not consecutive at {where}.")
-        if _canonical_uuid(e.event_id) != e.event_id:
+        if canonical_uuid(e.event_id) != e.event_id:
             raise InvalidAppend(f"The id of {where} is not a lowercase UUID: {e.event_id!r}.")
         if e.event_id in seen:
             raise InvalidAppend(f"The request for visit {v} uses event id {e.event_id} twice.")
@@ -179,7 +181,8 @@ def check_request(req: AppendRequest) -> None:
         )
 
 
-def _canonical_uuid(text: str) -> str | None:
+def canonical_uuid(text: str) -> str | None:
+    """The lowercase text of a UUID, or None when `text` is not one."""
     try:
         return str(uuid.UUID(text))
     except ValueError:
@@ -323,7 +326,7 @@ class EventStore:
                 " ORDER BY scheduled_start DESC, visit_id LIMIT $4",
                 rep_id,
                 manager_id,
-                _db_value(status),
+                db_value(status),
                 limit,
             )
         return [summary_from_row(r) for r in rows]

@@ -86,62 +86,14 @@ def stream_content(
     }
 
 
-def row_content(
-    *,
-    visit_id: str,
-    seq: int,
-    event_id: str,
-    type: str,
-    schema_version: int,
-    occurred_at: datetime,
-    actor_id: str,
-    actor_role: str,
-    command_id: str,
-    payload: dict[str, Any],
-) -> dict[str, Any]:
-    """The hashed fields of one visit's row, as the canonical JSON object."""
-    return stream_content(
-        "visit_id",
-        visit_id,
-        seq=seq,
-        event_id=event_id,
-        type=type,
-        schema_version=schema_version,
-        occurred_at=occurred_at,
-        actor_id=actor_id,
-        actor_role=actor_role,
-        command_id=command_id,
-        payload=payload,
-    )
+def row_content(*, visit_id: str, **fields: Any) -> dict[str, Any]:
+    """The hashed fields of one visit's row (`visit_events`), as the canonical JSON object."""
+    return stream_content("visit_id", visit_id, **fields)
 
 
-def plan_row_content(
-    *,
-    plan_id: str,
-    seq: int,
-    event_id: str,
-    type: str,
-    schema_version: int,
-    occurred_at: datetime,
-    actor_id: str,
-    actor_role: str,
-    command_id: str,
-    payload: dict[str, Any],
-) -> dict[str, Any]:
+def plan_row_content(*, plan_id: str, **fields: Any) -> dict[str, Any]:
     """The hashed fields of one monthly plan's row (`plan_events`), as the canonical JSON object."""
-    return stream_content(
-        "plan_id",
-        plan_id,
-        seq=seq,
-        event_id=event_id,
-        type=type,
-        schema_version=schema_version,
-        occurred_at=occurred_at,
-        actor_id=actor_id,
-        actor_role=actor_role,
-        command_id=command_id,
-        payload=payload,
-    )
+    return stream_content("plan_id", plan_id, **fields)
 
 
 def link_hash(prev_hash: str, content: dict[str, Any]) -> str:

@@ -16,7 +16,6 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.store import EventStore
@@ -26,19 +25,10 @@ from domain.state import VisitState
 from domain.summary import VisitSummary
 from settings import TASK_QUEUE
 from starter.audit import Auditor, VisitAudit
-from starter.errors import CommandRefused, VisitNotFound
+from starter.errors import CommandRefused, VisitNotFound, refusal_in
 from starter.history_check import HistoryCheck, check_history
 from workflows.contract import OPENED, STATE, CommandResult, RecordedRef, workflow_id
 from workflows.visit import VisitWorkflow
-
-
-def _refused(err: BaseException) -> CommandRefused | None:
-    cause: BaseException | None = err
-    while cause is not None:
-        if isinstance(cause, ApplicationError) and cause.type:
-            return CommandRefused(cause.type, cause.message)
-        cause = cause.__cause__ or getattr(cause, "cause", None)
-    return None
 
 
 def _repeat_of(
@@ -90,7 +80,7 @@ class VisitClient:
         try:
             return await handle.execute_update(OPENED, command.command_id, result_type=CommandResult)
         except WorkflowUpdateFailedError as err:
-            raise _refused(err) or err from None
+            raise refusal_in(err) or err from None
         except RPCError as err:
             if err.status is not RPCStatusCode.NOT_FOUND:
                 raise
@@ -102,7 +92,7 @@ class VisitClient:
         try:
             return await handle.execute_update(command.kind, command, result_type=CommandResult)
         except WorkflowUpdateFailedError as err:
-            raise _refused(err) or err from None
+            raise refusal_in(err) or err from None
         except RPCError as err:
             if err.status is not RPCStatusCode.NOT_FOUND:
                 raise
@@ -118,7 +108,7 @@ class VisitClient:
         try:
             final = await handle.result()
         except WorkflowFailureError as err:
-            raise _refused(err) or err from None
+            raise refusal_in(err) or err from None
         except RPCError as err:
             if err.status is RPCStatusCode.NOT_FOUND:
                 raise VisitNotFound(visit_id) from None

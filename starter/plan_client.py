@@ -15,7 +15,7 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.plan_store import PlanStore
@@ -30,7 +30,7 @@ from domain.month_plan import (
     plan_id_of,
 )
 from settings import TASK_QUEUE
-from starter.errors import CommandRefused
+from starter.errors import CommandRefused, refusal_in
 from workflows.contract import RecordedRef
 from workflows.month_plan import MonthPlanWorkflow
 from workflows.plan_contract import PLAN_OPENED, PLAN_STATE, PlanCommandResult, plan_workflow_id
@@ -41,15 +41,6 @@ PlanCommand = OpenMonthPlan | SubmitMonthPlan | ApproveMonthPlan | ReturnMonthPl
 class PlanNotFound(CommandRefused):
     def __init__(self, rep_id: str, month: str) -> None:
         super().__init__("plan.unknown", f"There is no plan of {rep_id} for {month}.")
-
-
-def _refused(err: BaseException) -> CommandRefused | None:
-    cause: BaseException | None = err
-    while cause is not None:
-        if isinstance(cause, ApplicationError) and cause.type:
-            return CommandRefused(cause.type, cause.message)
-        cause = cause.__cause__ or getattr(cause, "cause", None)
-    return None
 
 
 def _repeat_of(
@@ -107,7 +98,7 @@ class MonthPlanClient:
         try:
             return await handle.execute_update(PLAN_OPENED, command.command_id, result_type=PlanCommandResult)
         except WorkflowUpdateFailedError as err:
-            raise _refused(err) or err from None
+            raise refusal_in(err) or err from None
         except RPCError as err:
             if err.status is not RPCStatusCode.NOT_FOUND:
                 raise
@@ -121,7 +112,7 @@ class MonthPlanClient:
         try:
             return await handle.execute_update(command.kind, command, result_type=PlanCommandResult)
         except WorkflowUpdateFailedError as err:
-            raise _refused(err) or err from None
+            raise refusal_in(err) or err from None
         except RPCError as err:
             if err.status is not RPCStatusCode.NOT_FOUND:
                 raise
@@ -152,7 +143,7 @@ class MonthPlanClient:
         try:
             final = await handle.result()
         except WorkflowFailureError as err:
-            raise _refused(err) or err from None
+            raise refusal_in(err) or err from None
         except RPCError as err:
             if err.status is RPCStatusCode.NOT_FOUND:
                 raise PlanNotFound(rep_id, month) from None
@@ -186,7 +177,7 @@ class MonthPlanClient:
         try:
             return await self.handle(rep_id, month).result()
         except WorkflowFailureError as err:
-            raise _refused(err) or err from None
+            raise refusal_in(err) or err from None
 
     async def history(self, rep_id: str, month: str) -> list[RecordedPlanEvent]:
         """The plan's events from the PostgreSQL log, in order."""

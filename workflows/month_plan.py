@@ -15,18 +15,15 @@ visit is started, or reported as not started (its id already in use, ...).
 """
 
 import asyncio
-import hashlib
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import BaseModel, ValidationError
-
     from activities.plan_activities import PlanActivities
     from activities.plan_models import PlanAppendRequest, ReviewRequest
     from domain.actors import SYSTEM
@@ -57,9 +54,8 @@ with workflow.unsafe.imports_passed_through():
     from domain.plan_checks import Finding
     from workflows.contract import WORKFLOW_TYPE as VISIT_WORKFLOW_TYPE
     from workflows.contract import RecordedRef, workflow_id
+    from workflows.handling import fingerprint, parse_command, refusal
     from workflows.plan_contract import PLAN_OPENED, PLAN_STATE, PLAN_WORKFLOW_TYPE, PlanCommandResult
-
-C = TypeVar("C", bound="BaseModel")
 
 ACTIVITY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -67,30 +63,6 @@ ACTIVITY_RETRY = RetryPolicy(
     # Only a log that disagrees with the workflow is final; outages are waited out.
     non_retryable_error_types=["SequenceConflict", "AppendRefused", "ReviewFailed"],
 )
-
-
-def _refusal(violation: RuleViolation) -> ApplicationError:
-    """A refused command as the error clients see: the sentence, typed by its rule."""
-    return ApplicationError(violation.message, type=violation.rule, non_retryable=True)
-
-
-def _parse(model: type[C], raw: dict[str, Any]) -> C:
-    """Validate a command's JSON here, so a malformed one is refused in one clear line."""
-    try:
-        return model.model_validate(raw)
-    except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "command"
-        more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
-        raise ApplicationError(
-            f"The command is malformed: {where}: {first['msg']}{more}.",
-            type="command.invalid",
-            non_retryable=True,
-        ) from None
-
-
-def _fingerprint(command: BaseModel) -> str:
-    return hashlib.sha256(command.model_dump_json().encode()).hexdigest()
 
 
 @workflow.defn(name=PLAN_WORKFLOW_TYPE)
@@ -121,7 +93,7 @@ class MonthPlanWorkflow:
             except RuleViolation as violation:
                 self._start_refusal = violation
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                raise _refusal(violation) from None
+                raise refusal(violation) from None
             self._opened = await self._record(start, events)
         await self._follow_deadline()
         await self._start_approved_visits()
@@ -269,7 +241,7 @@ class MonthPlanWorkflow:
             events=[RecordedRef(seq=r.seq, type=r.type, event_id=r.event_id) for r in recorded],
             findings=list(findings),
         )
-        self._results[command.command_id] = (_fingerprint(command), result)
+        self._results[command.command_id] = (fingerprint(command), result)
         return result
 
     # --- commands ------------------------------------------------------------------------------
@@ -279,7 +251,7 @@ class MonthPlanWorkflow:
         known = self._results.get(command.command_id)
         if known is None:
             return None
-        if known[0] != _fingerprint(command):
+        if known[0] != fingerprint(command):
             raise ApplicationError(
                 f"Command id {command.command_id} was already used for a different command on this "
                 "plan; use a new id for a new command.",
@@ -295,7 +267,7 @@ class MonthPlanWorkflow:
         try:
             validate(self._current(), command, workflow.now())
         except RuleViolation as violation:
-            raise _refusal(violation) from None
+            raise refusal(violation) from None
 
     async def _execute(self, command: ApproveMonthPlan | ReturnMonthPlan) -> PlanCommandResult:
         async with self._lock:
@@ -306,7 +278,7 @@ class MonthPlanWorkflow:
             try:
                 events = decide(self._current(), command, workflow.now())
             except RuleViolation as violation:
-                raise _refusal(violation) from None
+                raise refusal(violation) from None
             return await self._record(command, events)
 
     async def _submit(self, command: SubmitMonthPlan) -> PlanCommandResult:
@@ -320,7 +292,7 @@ class MonthPlanWorkflow:
             try:
                 validate(state, command, accepted_at)
             except RuleViolation as violation:
-                raise _refusal(violation) from None
+                raise refusal(violation) from None
             review = await workflow.execute_activity_method(
                 PlanActivities.review_month_plan,
                 ReviewRequest(
@@ -338,7 +310,7 @@ class MonthPlanWorkflow:
             try:
                 events = decide(state, command, accepted_at, review=review)
             except RuleViolation as violation:
-                raise _refusal(violation) from None
+                raise refusal(violation) from None
             return await self._record(command, events, occurred_at=accepted_at, findings=review.findings)
 
     @workflow.update(name=PLAN_OPENED)
@@ -349,10 +321,10 @@ class MonthPlanWorkflow:
         """
         await workflow.wait_condition(lambda: self._opened is not None or self._start_refusal is not None)
         if self._start_refusal is not None or self._opened is None:
-            raise _refusal(self._start_refusal or RuleViolation("plan.not_open", "Not opened."))
+            raise refusal(self._start_refusal or RuleViolation("plan.not_open", "Not opened."))
         if command_id is not None and command_id != self._opened.command_id:
             state = self._current()
-            raise _refusal(
+            raise refusal(
                 RuleViolation(
                     "plan.exists",
                     f"The plan of {state.rep_id} for {state.month} is already open, opened by command "
@@ -370,24 +342,24 @@ class MonthPlanWorkflow:
 
     @workflow.update(name="submit_month_plan")
     async def submit_month_plan(self, command: dict[str, Any]) -> PlanCommandResult:
-        return await self._submit(_parse(SubmitMonthPlan, command))
+        return await self._submit(parse_command(SubmitMonthPlan, command))
 
     @submit_month_plan.validator
     def _v_submit_month_plan(self, command: dict[str, Any]) -> None:
-        self._validate(_parse(SubmitMonthPlan, command))
+        self._validate(parse_command(SubmitMonthPlan, command))
 
     @workflow.update(name="approve_month_plan")
     async def approve_month_plan(self, command: dict[str, Any]) -> PlanCommandResult:
-        return await self._execute(_parse(ApproveMonthPlan, command))
+        return await self._execute(parse_command(ApproveMonthPlan, command))
 
     @approve_month_plan.validator
     def _v_approve_month_plan(self, command: dict[str, Any]) -> None:
-        self._validate(_parse(ApproveMonthPlan, command))
+        self._validate(parse_command(ApproveMonthPlan, command))
 
     @workflow.update(name="return_month_plan")
     async def return_month_plan(self, command: dict[str, Any]) -> PlanCommandResult:
-        return await self._execute(_parse(ReturnMonthPlan, command))
+        return await self._execute(parse_command(ReturnMonthPlan, command))
 
     @return_month_plan.validator
     def _v_return_month_plan(self, command: dict[str, Any]) -> None:
-        self._validate(_parse(ReturnMonthPlan, command))
+        self._validate(parse_command(ReturnMonthPlan, command))

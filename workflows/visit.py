@@ -9,17 +9,14 @@ or escalation that `domain.deadlines.next_alarm` names and sends it through the 
 """
 
 import asyncio
-import hashlib
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import BaseModel, ValidationError
-
     from activities.models import AppendRequest
     from activities.visit_activities import VisitActivities
     from domain.actors import SYSTEM
@@ -50,8 +47,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.state import VisitState, fold
     from domain.summary import summarize
     from workflows.contract import OPENED, STATE, WORKFLOW_TYPE, CommandResult, RecordedRef
-
-C = TypeVar("C", bound="BaseModel")
+    from workflows.handling import fingerprint, parse_command, refusal
 
 APPEND_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -59,34 +55,6 @@ APPEND_RETRY = RetryPolicy(
     # Only a log that disagrees with the workflow is final; outages are waited out.
     non_retryable_error_types=["SequenceConflict", "AppendRefused"],
 )
-
-
-def _refusal(violation: RuleViolation) -> ApplicationError:
-    """A refused command as the error clients see: the sentence, typed by its rule."""
-    return ApplicationError(violation.message, type=violation.rule, non_retryable=True)
-
-
-def _parse(model: type[C], raw: dict[str, Any]) -> C:
-    """Validate a command's JSON here, so a malformed one is refused in one clear line.
-
-    Updates take plain JSON objects rather than models: a payload the converter cannot
-    decode would otherwise fail as a retryable decoding error with a multi-line dump.
-    """
-    try:
-        return model.model_validate(raw)
-    except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "command"
-        more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
-        raise ApplicationError(
-            f"The command is malformed: {where}: {first['msg']}{more}.",
-            type="command.invalid",
-            non_retryable=True,
-        ) from None
-
-
-def _fingerprint(command: Command | SubmitPlan) -> str:
-    return hashlib.sha256(command.model_dump_json().encode()).hexdigest()
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -118,7 +86,7 @@ class VisitWorkflow:
             except RuleViolation as violation:
                 self._start_refusal = violation
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                raise _refusal(violation) from None
+                raise refusal(violation) from None
             self._opened = await self._record(start, events)
         await self._follow_deadlines()
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -216,7 +184,7 @@ class VisitWorkflow:
             status=after.status,
             events=[RecordedRef(seq=r.seq, type=r.type, event_id=r.event_id) for r in recorded],
         )
-        self._results[command.command_id] = (_fingerprint(command), result)
+        self._results[command.command_id] = (fingerprint(command), result)
         return result
 
     # --- commands -----------------------------------------------------------------------
@@ -225,7 +193,7 @@ class VisitWorkflow:
         """Refuse a command before it enters history: same id reused, or a rule says no."""
         known = self._results.get(command.command_id)
         if known is not None:
-            if known[0] != _fingerprint(command):
+            if known[0] != fingerprint(command):
                 raise ApplicationError(
                     f"Command id {command.command_id} was already used for a different "
                     "command on this visit; use a new id for a new command.",
@@ -236,7 +204,7 @@ class VisitWorkflow:
         try:
             decide(self._current(), command, workflow.now(), self._current().policy)
         except RuleViolation as violation:
-            raise _refusal(violation) from None
+            raise refusal(violation) from None
 
     async def _execute(self, command: Command) -> CommandResult:
         async with self._lock:
@@ -248,7 +216,7 @@ class VisitWorkflow:
             try:
                 events = decide(state, command, workflow.now(), state.policy)
             except RuleViolation as violation:
-                raise _refusal(violation) from None
+                raise refusal(violation) from None
             return await self._record(command, events)
 
     @workflow.update(name=OPENED)
@@ -259,9 +227,9 @@ class VisitWorkflow:
         """
         await workflow.wait_condition(lambda: self._opened is not None or self._start_refusal is not None)
         if self._start_refusal is not None or self._opened is None:
-            raise _refusal(self._start_refusal or RuleViolation("visit.not_open", "Not opened."))
+            raise refusal(self._start_refusal or RuleViolation("visit.not_open", "Not opened."))
         if command_id is not None and command_id != self._opened.command_id:
-            raise _refusal(
+            raise refusal(
                 RuleViolation(
                     "visit.exists",
                     f"Visit {self._visit_id} already exists, opened by command "
@@ -279,96 +247,96 @@ class VisitWorkflow:
 
     @workflow.update(name="revise_plan")
     async def revise_plan(self, command: dict[str, Any]) -> CommandResult:
-        return await self._execute(_parse(RevisePlan, command))
+        return await self._execute(parse_command(RevisePlan, command))
 
     @revise_plan.validator
     def _v_revise_plan(self, command: dict[str, Any]) -> None:
-        self._validate(_parse(RevisePlan, command))
+        self._validate(parse_command(RevisePlan, command))
 
     @workflow.update(name="approve_plan")
     async def approve_plan(self, command: dict[str, Any]) -> CommandResult:
-        return await self._execute(_parse(ApprovePlan, command))
+        return await self._execute(parse_command(ApprovePlan, command))
 
     @approve_plan.validator
     def _v_approve_plan(self, command: dict[str, Any]) -> None:
-        self._validate(_parse(ApprovePlan, command))
+        self._validate(parse_command(ApprovePlan, command))
 
     @workflow.update(name="reject_plan")
     async def reject_plan(self, command: dict[str, Any]) -> CommandResult:
-        return await self._execute(_parse(RejectPlan, command))
+        return await self._execute(parse_command(RejectPlan, command))
 
     @reject_plan.validator
     def _v_reject_plan(self, command: dict[str, Any]) -> None:
-        self._validate(_parse(RejectPlan, command))
+        self._validate(parse_command(RejectPlan, command))
 
     @workflow.update(name="return_plan")
     async def return_plan(self, command: dict[str, Any]) -> CommandResult:
-        return await self._execute(_parse(ReturnPlan, command))
+        return await self._execute(parse_command(ReturnPlan, command))
 
     @return_plan.validator
     def _v_return_plan(self, command: dict[str, Any]) -> None:
-        self._validate(_parse(ReturnPlan, command))
+        self._validate(parse_command(ReturnPlan, command))
 
     @workflow.update(name="reschedule")
     async def reschedule(self, command: dict[str, Any]) -> CommandResult:
-        return await self._execute(_parse(Reschedule, command))
+        return await self._execute(parse_command(Reschedule, command))
 
     @reschedule.validator
     def _v_reschedule(self, command: dict[str, Any]) -> None:
-        self._validate(_parse(Reschedule, command))
+        self._validate(parse_command(Reschedule, command))
 
     @workflow.update(name="cancel")
     async def cancel(self, command: dict[str, Any]) -> CommandResult:
-        return await self._execute(_parse(CancelVisit, command))
+        return await self._execute(parse_command(CancelVisit, command))
 
     @cancel.validator
     def _v_cancel(self, command: dict[str, Any]) -> None:
-        self._validate(_parse(CancelVisit, command))
+        self._validate(parse_command(CancelVisit, command))
 
     @workflow.update(name="check_in")
     async def check_in(self, command: dict[str, Any]) -> CommandResult:
-        return await self._execute(_parse(CheckIn, command))
+        return await self._execute(parse_command(CheckIn, command))
 
     @check_in.validator
     def _v_check_in(self, command: dict[str, Any]) -> None:
-        self._validate(_parse(CheckIn, command))
+        self._validate(parse_command(CheckIn, command))
 
     @workflow.update(name="submit_report")
     async def submit_report(self, command: dict[str, Any]) -> CommandResult:
-        return await self._execute(_parse(SubmitReport, command))
+        return await self._execute(parse_command(SubmitReport, command))
 
     @submit_report.validator
     def _v_submit_report(self, command: dict[str, Any]) -> None:
-        self._validate(_parse(SubmitReport, command))
+        self._validate(parse_command(SubmitReport, command))
 
     @workflow.update(name="accept_report")
     async def accept_report(self, command: dict[str, Any]) -> CommandResult:
-        return await self._execute(_parse(AcceptReport, command))
+        return await self._execute(parse_command(AcceptReport, command))
 
     @accept_report.validator
     def _v_accept_report(self, command: dict[str, Any]) -> None:
-        self._validate(_parse(AcceptReport, command))
+        self._validate(parse_command(AcceptReport, command))
 
     @workflow.update(name="return_report")
     async def return_report(self, command: dict[str, Any]) -> CommandResult:
-        return await self._execute(_parse(ReturnReport, command))
+        return await self._execute(parse_command(ReturnReport, command))
 
     @return_report.validator
     def _v_return_report(self, command: dict[str, Any]) -> None:
-        self._validate(_parse(ReturnReport, command))
+        self._validate(parse_command(ReturnReport, command))
 
     @workflow.update(name="complete_item")
     async def complete_item(self, command: dict[str, Any]) -> CommandResult:
-        return await self._execute(_parse(CompleteItem, command))
+        return await self._execute(parse_command(CompleteItem, command))
 
     @complete_item.validator
     def _v_complete_item(self, command: dict[str, Any]) -> None:
-        self._validate(_parse(CompleteItem, command))
+        self._validate(parse_command(CompleteItem, command))
 
     @workflow.update(name="waive_report")
     async def waive_report(self, command: dict[str, Any]) -> CommandResult:
-        return await self._execute(_parse(WaiveReport, command))
+        return await self._execute(parse_command(WaiveReport, command))
 
     @waive_report.validator
     def _v_waive_report(self, command: dict[str, Any]) -> None:
-        self._validate(_parse(WaiveReport, command))
+        self._validate(parse_command(WaiveReport, command))
