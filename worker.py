@@ -15,9 +15,9 @@ from activities.plan_activities import PlanActivities
 from activities.plan_store import PlanStore
 from activities.store import EventStore
 from activities.visit_activities import VisitActivities
+from connect import connect_temporal, database_url
 from logs import configure_logging
 from settings import Settings
-from starter.connect import connect_temporal, database_url
 from workflows.month_plan import MonthPlanWorkflow
 from workflows.visit import VisitWorkflow
 

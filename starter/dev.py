@@ -24,9 +24,9 @@ from temporalio.testing import WorkflowEnvironment
 
 import worker
 from activities.migrate import available_migrations
+from connect import Endpoints, endpoints_file, write_endpoints
 from settings import Settings
 from starter.binaries import find_binary
-from starter.connect import Endpoints, endpoints_file, write_endpoints
 
 log = structlog.get_logger("visitflow.dev")
 

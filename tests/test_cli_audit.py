@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 
 from activities.store import EventStore
 from settings import Settings
-from starter.cli import CliContext, app
+from starter.cli import app
+from starter.cli.common import CliContext
 from tests import tamper
 from tests.stories import story
 

@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 from activities.customers import CustomerStore
 from domain.customer_csv import COLUMNS, parse
 from settings import Settings
-from starter.cli import CliContext, app
+from starter.cli import app
+from starter.cli.common import CliContext
 
 pytestmark = pytest.mark.store
 

@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 from activities.store import EventStore
 from domain.kpi import month_bounds
 from settings import Settings
-from starter.cli import CliContext, app
+from starter.cli import app
+from starter.cli.common import CliContext
 from starter.kpi import CSV_COLUMNS, csv_row, month_kpis
 from tests.domain.test_kpi import AS_OF, CADENCE, EXPECTED, MONTH, V, at, figures, november
 

@@ -15,6 +15,7 @@ import typer
 from rich.table import Table
 from temporalio.service import RPCError
 
+from connect import NotConfigured, database_url
 from domain.month_plan import (
     ApproveMonthPlan,
     MonthPlanApproved,
@@ -36,7 +37,7 @@ from domain.month_plan import (
 )
 from domain.plan_checks import Finding
 from settings import Settings
-from starter.cli import (
+from starter.cli.common import (
     AsOpt,
     BadInput,
     CliContext,
@@ -48,21 +49,20 @@ from starter.cli import (
     OutputOpt,
     ReasonOpt,
     Unanswered,
-    _answer,
-    _connect_temporal,
-    _console,
-    _create_pool,
-    _dump,
-    _envelope,
-    _local,
-    _local_seconds,
-    _put,
-    _run,
-    _short,
+    answer,
+    console,
+    dump,
+    envelope,
     load_json,
+    local,
+    local_seconds,
+    open_pool,
     parse_actor,
+    put,
+    run,
+    short,
+    temporal_client,
 )
-from starter.connect import NotConfigured, database_url
 from starter.errors import CommandRefused
 from starter.plan_client import MonthPlanClient, PlanNotFound
 from workflows.plan_contract import PlanCommandResult
@@ -81,14 +81,14 @@ MonthArg = Annotated[str, typer.Argument(metavar="MONTH", help="The month planne
 @asynccontextmanager
 async def plan_client(settings: Settings, *, log: bool = False) -> AsyncIterator[MonthPlanClient]:
     """The one place this module builds its `MonthPlanClient` (Temporal, and the log when known)."""
-    temporal = await _connect_temporal(settings)
+    temporal = await temporal_client(settings)
     try:
         url: str | None = database_url(settings)
     except NotConfigured:
         if log:
             raise
         url = None
-    pool = await _create_pool(url) if url else None
+    pool = await open_pool(url) if url else None
     try:
         yield MonthPlanClient(temporal, pool, task_queue=settings.task_queue)
     finally:
@@ -123,7 +123,7 @@ async def _send(
     output: Output,
 ) -> None:
     async with plan_client(settings) as plans:
-        result = await _answer(plans.send(rep_id, month, command), cli.timeout, command.command_id)
+        result = await answer(plans.send(rep_id, month, command), cli.timeout, command.command_id)
     _print_result(result, output)
 
 
@@ -144,20 +144,20 @@ def open_plan(
     """Open a rep's plan for a month (the rep, their manager or a director); its deadline starts."""
 
     async def main(cli: CliContext, settings: Settings) -> None:
-        body = _envelope(json_body, actor, command_id)
+        body = envelope(json_body, actor, command_id)
         for path, value in (
             ("rep_id", rep),
             ("manager_id", manager),
             ("director_id", director),
             ("month", month),
         ):
-            _put(body, path, value)
+            put(body, path, value)
         command = OpenMonthPlan.model_validate(body)
         async with plan_client(settings) as plans:
-            result = await _answer(plans.open_month_plan(command), cli.timeout, command.command_id)
+            result = await answer(plans.open_month_plan(command), cli.timeout, command.command_id)
         _print_result(result, output)
 
-    _run(ctx, main)
+    run(ctx, main)
 
 
 def _visits(specs: list[str] | None) -> list[dict[str, Any]] | None:
@@ -225,12 +225,12 @@ def submit(
             raise BadInput("say who acts: --as ROLE:ID, for example --as rep:r-wang")
         if command_id is not None or "command_id" not in body:
             body["command_id"] = command_id or str(uuid.uuid4())
-        _put(body, "visits", _visits(visit))
-        _put(body, "note", note)
+        put(body, "visits", _visits(visit))
+        put(body, "note", note)
         command = SubmitMonthPlan.model_validate(body)
         await _send(cli, settings, rep_id, month, command, output)
 
-    _run(ctx, main)
+    run(ctx, main)
 
 
 @plan_app.command()
@@ -251,12 +251,12 @@ def approve(
     """Approve the plan, all of it or the visits named (the manager or a director); they then open."""
 
     async def main(cli: CliContext, settings: Settings) -> None:
-        body = _envelope(json_body, actor, command_id)
-        _put(body, "visit_ids", visit or None)
-        _put(body, "comment", comment)
+        body = envelope(json_body, actor, command_id)
+        put(body, "visit_ids", visit or None)
+        put(body, "comment", comment)
         await _send(cli, settings, rep_id, month, ApproveMonthPlan.model_validate(body), output)
 
-    _run(ctx, main)
+    run(ctx, main)
 
 
 @plan_app.command("return")
@@ -273,11 +273,11 @@ def return_plan(
     """Return the plan to the rep for changes, with a reason (the manager or a director)."""
 
     async def main(cli: CliContext, settings: Settings) -> None:
-        body = _envelope(json_body, actor, command_id)
-        _put(body, "reason", reason)
+        body = envelope(json_body, actor, command_id)
+        put(body, "reason", reason)
         await _send(cli, settings, rep_id, month, ReturnMonthPlan.model_validate(body), output)
 
-    _run(ctx, main)
+    run(ctx, main)
 
 
 # --- show ---------------------------------------------------------------------------------------
@@ -287,12 +287,12 @@ def _what(recorded: RecordedPlanEvent, tz: str) -> str:
     e = recorded.event
     match e:
         case MonthPlanOpened():
-            return f"opened for {e.month}, due by {_local(e.due_at, tz)}"
+            return f"opened for {e.month}, due by {local(e.due_at, tz)}"
         case MonthPlanSubmitted():
             late = ", late" if e.late else ""
             return f"revision {e.revision}: {len(e.visits)} visit(s), {len(e.findings)} finding(s){late}"
         case MonthPlanReturned():
-            return f"returned: {_short(e.reason)}"
+            return f"returned: {short(e.reason)}"
         case MonthPlanApproved():
             declined = f", declined {', '.join(e.declined)}" if e.declined else ""
             return f"approved {', '.join(e.approved)}{declined}"
@@ -303,7 +303,7 @@ def _what(recorded: RecordedPlanEvent, tz: str) -> str:
         case PlannedVisitStarted():
             return f"visit {e.visit_id} started ({e.workflow_id})"
         case PlannedVisitNotStarted():
-            return f"visit {e.visit_id} not started ({e.rule}): {_short(e.reason)}"
+            return f"visit {e.visit_id} not started ({e.rule}): {short(e.reason)}"
     return e.type
 
 
@@ -321,16 +321,16 @@ def _decision(state: MonthPlanState, visit_id: str) -> str:
 
 def _print_plan(state: MonthPlanState, events: list[RecordedPlanEvent]) -> None:
     tz = state.policy.timezone
-    out = _console()
+    out = console()
     people = f"rep {state.rep_id} · manager {state.manager_id}"
     if state.director_id:
         people += f" · director {state.director_id}"
     out.print(f"Plan {state.plan_id}: {state.status}")
     out.print(f"  People     {people}")
-    out.print(f"  Due by     {_local(state.due_at, tz)}")
+    out.print(f"  Due by     {local(state.due_at, tz)}")
     if state.submitted_at is not None:
         late = " (first submitted late)" if state.submitted_late else ""
-        out.print(f"  Submitted  revision {state.revision} at {_local(state.submitted_at, tz)}{late}")
+        out.print(f"  Submitted  revision {state.revision} at {local(state.submitted_at, tz)}{late}")
     if state.escalation_level:
         out.print(f"  Escalated  level {state.escalation_level}")
     if state.visits:
@@ -343,10 +343,10 @@ def _print_plan(state: MonthPlanState, events: list[RecordedPlanEvent]) -> None:
             table.add_row(
                 v.visit_id,
                 who,
-                _local(v.scheduled_start, tz),
+                local(v.scheduled_start, tz),
                 str(v.duration_minutes),
                 str(v.method),
-                _short(v.purpose, 50),
+                short(v.purpose, 50),
                 _decision(state, v.visit_id),
             )
         out.print(table)
@@ -360,7 +360,7 @@ def _print_plan(state: MonthPlanState, events: list[RecordedPlanEvent]) -> None:
     for r in events:
         timeline.add_row(
             str(r.seq),
-            _local_seconds(r.occurred_at, tz),
+            local_seconds(r.occurred_at, tz),
             f"{r.actor.id} ({r.actor.role})",
             r.type,
             _what(r, tz),
@@ -378,7 +378,7 @@ def show(ctx: typer.Context, rep_id: RepArg, month: MonthArg, as_json: JsonOut =
             if not events:
                 raise PlanNotFound(rep_id, month)
             try:
-                state: MonthPlanState | None = await _answer(
+                state: MonthPlanState | None = await answer(
                     plans.month_plan_state(rep_id, month), cli.timeout
                 )
             except (CommandRefused, Unanswered, RPCError):
@@ -388,7 +388,7 @@ def show(ctx: typer.Context, rep_id: RepArg, month: MonthArg, as_json: JsonOut =
         if state is None:
             raise PlanNotFound(rep_id, month)
         if as_json:
-            _dump(
+            dump(
                 {
                     "state": state.model_dump(mode="json"),
                     "summary": summarize_plan(state).model_dump(mode="json"),
@@ -398,4 +398,4 @@ def show(ctx: typer.Context, rep_id: RepArg, month: MonthArg, as_json: JsonOut =
             return
         _print_plan(state, events)
 
-    _run(ctx, main)
+    run(ctx, main)

@@ -18,17 +18,17 @@ from domain.calendar import zone
 from domain.kpi import RepMonthKpi, month_bounds
 from domain.models import CustomerTier
 from settings import Settings
-from starter.cli import (
+from starter.cli.common import (
     EXIT_BAD_INPUT,
     CliContext,
     JsonOut,
-    _console,
-    _dump,
-    _fail,
-    _instant,
-    _run,
-    _settings,
+    console,
+    dump,
     event_store,
+    fail,
+    instant,
+    load_settings,
+    run,
 )
 from starter.kpi import cadence_days, draw_chart, month_kpis, write_csv
 
@@ -97,6 +97,11 @@ def kpi_table(rows: Sequence[RepMonthKpi], timezone: str) -> Table:
     return table
 
 
+kpi_app = typer.Typer()
+"""`visits kpi`; the root app takes it in as its own command (no group name)."""
+
+
+@kpi_app.command()
 def kpi(
     ctx: typer.Context,
     month: Annotated[
@@ -121,21 +126,21 @@ def kpi(
     as_json: JsonOut = False,
 ) -> None:
     """Each rep's and the team's KPIs for a month, computed from the event log."""
-    _, settings = _settings(ctx)
+    _, settings = load_settings(ctx)
     tz = settings.policy.timezone
     try:
         month_bounds(month, tz)
     except ValueError as err:
-        _fail(f"--month: {err}", EXIT_BAD_INPUT)
+        fail(f"--month: {err}", EXIT_BAD_INPUT)
     if chart is not None and chart.suffix.lower() != ".png":
-        _fail(f"--chart writes a PNG; name the file FILE.png (got {str(chart)!r})", EXIT_BAD_INPUT)
+        fail(f"--chart writes a PNG; name the file FILE.png (got {str(chart)!r})", EXIT_BAD_INPUT)
     if csv_path is not None and no_csv:
-        _fail("give either --csv FILE or --no-csv, not both", EXIT_BAD_INPUT)
+        fail("give either --csv FILE or --no-csv, not both", EXIT_BAD_INPUT)
     # A machine reading JSON asked for no files; a person gets the CSV by default.
     target = None if no_csv else csv_path or (None if as_json else Path(f"kpi-{month}.csv"))
 
     async def main(cli: CliContext, s: Settings) -> list[RepMonthKpi]:
-        as_of = _instant(at, "--at") or datetime.now(UTC)
+        as_of = instant(at, "--at") or datetime.now(UTC)
         async with event_store(s) as store:
             # Cadence is judged over the customers each rep owns in the registry; with an
             # empty registry, over the customers of the rep's visits.
@@ -144,7 +149,7 @@ def kpi(
                 store, month, as_of=as_of, timezone=tz, cadence_days=cadence_days(s), customers=customers
             )
 
-    rows = _run(ctx, main)
+    rows = run(ctx, main)
     if rep is not None:
         rows = [k for k in rows if k.is_team or k.rep_id == rep]
         if len(rows) == 1:
@@ -157,8 +162,8 @@ def kpi(
         draw_chart(rows, chart, timezone=tz)
         written.append(f"Chart written to {chart}")
     if as_json:
-        _dump([k.model_dump(mode="json") for k in rows])
+        dump([k.model_dump(mode="json") for k in rows])
     else:
-        _console().print(kpi_table(rows, tz))
+        console().print(kpi_table(rows, tz))
     for line in written:
         typer.echo(line, err=as_json)

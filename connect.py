@@ -1,7 +1,9 @@
 """Finding and connecting to the engine's servers.
 
-Settings win. With none set, the addresses that a running `visits dev` wrote to
-`<data_dir>/endpoints.json` are used, so a second terminal needs no configuration.
+Beside `settings.py`: the worker and the clients in `starter/` both connect, and the
+worker imports nothing from `starter/`. Settings win. With none set, the addresses that a
+running `visits dev` wrote to `<data_dir>/endpoints.json` are used, so a second terminal
+needs no configuration.
 """
 
 import json

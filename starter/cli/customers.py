@@ -19,26 +19,26 @@ from rich.table import Table
 from rich.text import Text
 
 from activities.customers import CustomerStore, UpsertCounts
+from connect import database_url
 from domain.actors import Actor
 from domain.customer_csv import COLUMNS, RowError
 from domain.customers import CustomerRecord, may_see_contacts
 from domain.models import CustomerTier
 from settings import Settings
 from starter import customers as registry
-from starter.cli import (
+from starter.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_REFUSED,
     BadInput,
     CliContext,
     JsonOut,
-    _console,
-    _create_pool,
-    _dump,
-    _fail,
-    _run,
+    console,
+    dump,
+    fail,
+    open_pool,
     parse_actor,
+    run,
 )
-from starter.connect import database_url
 
 customers_app = typer.Typer(
     help="The customer registry: import and export CSV, show one customer, list them. "
@@ -56,7 +56,7 @@ AsRequired = Annotated[
 @asynccontextmanager
 async def customer_store(settings: Settings) -> AsyncIterator[CustomerStore]:
     """The registry in the configured (or `visits dev`) PostgreSQL."""
-    pool = await _create_pool(database_url(settings))
+    pool = await open_pool(database_url(settings))
     try:
         yield CustomerStore(pool)
     finally:
@@ -97,11 +97,11 @@ def import_(
             except registry.CustomerFileInvalid as err:
                 return err.errors
 
-    outcome = _run(ctx, main)
+    outcome = run(ctx, main)
     if isinstance(outcome, list):
         for error in outcome:
             typer.echo(str(error), err=True)
-        _fail(f"Nothing was loaded: {len(outcome)} problem(s) in {file}.", EXIT_REFUSED)
+        fail(f"Nothing was loaded: {len(outcome)} problem(s) in {file}.", EXIT_REFUSED)
     if dry_run:
         typer.echo(f"{file} is valid: {_counts(outcome, dry_run=True)}. Nothing was loaded (--dry-run).")
     else:
@@ -121,14 +121,14 @@ def export(
     """Write customers as CSV, with contacts only where the actor may see them."""
     target = None if file == "-" else Path(file)
     if target is not None and target.exists() and not force:
-        _fail(f"{target} exists; name another file, or add --force to replace it.", EXIT_BAD_INPUT)
+        fail(f"{target} exists; name another file, or add --force to replace it.", EXIT_BAD_INPUT)
 
     async def main(cli: CliContext, settings: Settings) -> registry.Export:
         who = _actor(actor, "exports")
         async with customer_store(settings) as store:
             return await registry.export_csv(store, who, rep_id=rep)
 
-    exported = _run(ctx, main)
+    exported = run(ctx, main)
     if target is None:
         sys.stdout.write(exported.text)
         sys.stdout.flush()
@@ -152,7 +152,7 @@ def _write(target: Path, text: str) -> None:
         os.replace(temporary, target)
     except OSError as err:
         temporary.unlink(missing_ok=True)
-        _fail(f"cannot write {target}: {err.strerror or err}", EXIT_REFUSED)
+        fail(f"cannot write {target}: {err.strerror or err}", EXIT_REFUSED)
 
 
 @customers_app.command()
@@ -173,12 +173,12 @@ def show(
                 return None
         return record, not may_see_contacts(who, record)
 
-    found = _run(ctx, main)
+    found = run(ctx, main)
     if found is None:
-        _fail(f"There is no customer {customer_id}.", EXIT_REFUSED)
+        fail(f"There is no customer {customer_id}.", EXIT_REFUSED)
     record, confidential = found
     if as_json:
-        _dump({**record.model_dump(mode="json"), "contacts_confidential": confidential})
+        dump({**record.model_dump(mode="json"), "contacts_confidential": confidential})
         return
     for line in _record_lines(record, confidential):
         typer.echo(line)
@@ -216,9 +216,9 @@ def list_customers(
         async with customer_store(settings) as store:
             return await store.list(owner_rep_id=rep, manager_id=manager, tier=tier)
 
-    records = _run(ctx, main)
+    records = run(ctx, main)
     if as_json:
-        _dump([r.model_dump(mode="json", exclude={"contacts"}) for r in records])
+        dump([r.model_dump(mode="json", exclude={"contacts"}) for r in records])
         return
     if not records:
         typer.echo("No customers match.")
@@ -230,4 +230,4 @@ def list_customers(
         cells = (r.id, r.name, r.tier, r.grade or "-", r.owner_rep_id, r.manager_id, r.region or "-")
         # Text cells: a name like "[b]" is the customer's, not rich markup.
         table.add_row(*(Text(str(cell)) for cell in cells))
-    _console().print(table)
+    console().print(table)

@@ -15,26 +15,25 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from typer.core import TyperGroup
 
 from activities.store import EventStore
+from connect import database_url
 from domain.calendar import zone
 from settings import Settings
 from starter.audit import Auditor, VisitAudit
 from starter.bundle import BundleReport, Selection, export_bundle, verify_bundle
-from starter.cli import (
+from starter.cli.common import (
     BadInput,
     CliContext,
     JsonOut,
-    _connect_temporal,
-    _console,
-    _dump,
-    _fail,
-    _instant,
-    _local,
-    _run,
-    _state_lines,
-    _timeline,
+    console,
+    dump,
     event_store,
+    fail,
+    instant,
+    local,
+    run,
+    temporal_client,
 )
-from starter.connect import database_url
+from starter.cli.output import state_lines, timeline_table
 from starter.history_check import HistoryCheck
 from starter.history_check import check_history as compare_with_history
 from starter.log_check import LogCheckReport, verify_log
@@ -68,7 +67,7 @@ def _moment(text: str | None, settings: Settings) -> datetime | None:
     try:
         day = date.fromisoformat(text)
     except ValueError:
-        return _instant(text, "--as-of")
+        return instant(text, "--as-of")
     return datetime.combine(day, time.max, tzinfo=zone(settings.policy.timezone))
 
 
@@ -88,19 +87,19 @@ def _chain_line(audit: VisitAudit) -> str:
 
 
 def _print_audit(audit: VisitAudit, settings: Settings) -> None:
-    out = _console()
+    out = console()
     tz = audit.state.policy.timezone if audit.state is not None else settings.policy.timezone
     out.print(_chain_line(audit))
     if audit.problem:
         out.print(f"Replay: stopped: {audit.problem}")
     if audit.as_of is not None:
-        out.print(f"As of {_local(audit.as_of, tz)} ({tz}):")
+        out.print(f"As of {local(audit.as_of, tz)} ({tz}):")
     if audit.state is None or audit.summary is None:
         out.print(f"Visit {audit.visit_id} had not been submitted yet.")
         return
-    for line in _state_lines(audit.state, audit.summary):
+    for line in state_lines(audit.state, audit.summary):
         out.print(line)
-    out.print(_timeline([step.entry for step in audit.steps], tz, status=True))
+    out.print(timeline_table([step.entry for step in audit.steps], tz, status=True))
 
 
 @audit_app.command()
@@ -133,19 +132,19 @@ def show(
             body["ok"] = audit.ok
             if history is not None:
                 body["history_check"] = history.model_dump(mode="json")
-            _dump(body)
+            dump(body)
         else:
             _print_audit(audit, settings)
             if history is not None:
                 _print_history(history)
         return audit.ok and (history is None or history.ok)
 
-    if not _run(ctx, main):
+    if not run(ctx, main):
         raise typer.Exit(EXIT_PROBLEMS)
 
 
 async def _check_history(settings: Settings, store: EventStore, visit_id: str) -> HistoryCheck:
-    client = await _connect_temporal(settings)
+    client = await temporal_client(settings)
     return await compare_with_history(client, store, visit_id)
 
 
@@ -157,7 +156,7 @@ def _counts(check: HistoryCheck) -> str:
 
 
 def _print_history(check: HistoryCheck) -> None:
-    out = _console()
+    out = console()
     if check.ok:
         out.print(f"Temporal history: agrees with the log ({_counts(check)}).")
     else:
@@ -193,21 +192,21 @@ def replay(
     """Replay recorded workflow histories against this code, to catch a change that would break
     running visits before it is deployed."""
     if not (visit_ids or everything or query or files):
-        _fail("say what to replay: visit ids, --all, --query or --file", 2)
+        fail("say what to replay: visit ids, --all, --query or --file", 2)
 
     async def main(cli: CliContext, settings: Settings) -> bool:
         if files:
             report = await replay_files(files)
         else:
-            client = await _connect_temporal(settings)
+            client = await temporal_client(settings)
             report = await replay_visits(client, visit_ids or None, None if visit_ids else query)
         if as_json:
-            _dump(report.model_dump(mode="json"))
+            dump(report.model_dump(mode="json"))
         else:
             _print_replay(report)
         return report.ok
 
-    if not _run(ctx, main):
+    if not run(ctx, main):
         raise typer.Exit(EXIT_PROBLEMS)
 
 
@@ -250,15 +249,15 @@ def export(
             visit_ids=visit_ids or [],
             id_from=id_from,
             id_to=id_to,
-            occurred_from=_instant(since, "--from"),
-            occurred_to=_instant(until, "--to"),
+            occurred_from=instant(since, "--from"),
+            occurred_to=instant(until, "--to"),
         )
         if selection == Selection() and not everything:
             raise BadInput("say what to export: visit ids, --id-from/--id-to, --from/--to, or --all")
         async with event_store(settings) as store:
             manifest = await export_bundle(store, out, selection)
         if as_json:
-            _dump(manifest.model_dump(mode="json"))
+            dump(manifest.model_dump(mode="json"))
             return
         broken = [h.visit_id for h in manifest.visits if not h.chain_ok_at_export]
         typer.echo(
@@ -274,7 +273,7 @@ def export(
                 f"Warning: the log of {', '.join(broken)} did not verify at export; the bundle shows it."
             )
 
-    _run(ctx, main)
+    run(ctx, main)
 
 
 @audit_app.command()
@@ -293,11 +292,11 @@ def verify(
 ) -> None:
     """Verify a bundle offline (no database, no Temporal), or the whole log with --all."""
     if (bundle is None) == (not everything):
-        _fail("give either a BUNDLE directory or --all", 2)
+        fail("give either a BUNDLE directory or --all", 2)
     if bundle is not None:
-        ok = _run(ctx, lambda cli, settings: _verify_bundle(bundle, expect_hash, as_json))
+        ok = run(ctx, lambda cli, settings: _verify_bundle(bundle, expect_hash, as_json))
     else:
-        ok = _run(ctx, lambda cli, settings: _verify_all(settings, as_json))
+        ok = run(ctx, lambda cli, settings: _verify_all(settings, as_json))
     if not ok:
         raise typer.Exit(EXIT_PROBLEMS)
 
@@ -305,7 +304,7 @@ def verify(
 async def _verify_bundle(bundle: Path, expect_hash: str | None, as_json: bool) -> bool:
     report = verify_bundle(bundle, expect_hash=expect_hash)
     if as_json:
-        _dump(report.model_dump(mode="json"))
+        dump(report.model_dump(mode="json"))
     else:
         _print_bundle_report(bundle, report)
     return report.ok
@@ -329,7 +328,7 @@ async def _verify_all(settings: Settings, as_json: bool) -> bool:
     async with event_store(settings) as store:
         if as_json:
             report = await verify_log(store.pool, database_url=url)
-            _dump(report.model_dump(mode="json"))
+            dump(report.model_dump(mode="json"))
             return report.ok
         columns = (
             TextColumn("Verifying the log"),
