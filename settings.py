@@ -1,8 +1,9 @@
 """One settings object, read from environment variables prefixed VISITFLOW_.
 
 With nothing set, `visits dev` starts an embedded Temporal dev server and an embedded
-PostgreSQL, so a newcomer needs no setup. Nested policy figures use a double underscore:
-``VISITFLOW_POLICY__REPORT_DEADLINE_HOURS=24``; lists are JSON:
+PostgreSQL, so a newcomer needs no setup. Nested policy figures use a double underscore,
+durations in ISO 8601 or a short form: ``VISITFLOW_POLICY__REPORT_DEADLINE=PT24H`` (or
+``24h``; the old ``VISITFLOW_POLICY__REPORT_DEADLINE_HOURS=24`` is still read); lists are JSON:
 ``VISITFLOW_POLICY__HOLIDAYS='["2026-10-01","2026-10-02"]'``. The monthly plan's rules
 are nested the same way: ``VISITFLOW_PLANNING__SUBMIT_BY_DAY=25``.
 """

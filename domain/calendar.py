@@ -68,4 +68,4 @@ def report_deadline(start: datetime, policy: Policy) -> datetime:
     """When a report is due, counted from the recorded time of the event that started it."""
     if policy.report_deadline_mode is DeadlineMode.working_days:
         return add_working_days(start, policy.report_deadline_working_days, policy)
-    return start.astimezone(UTC) + timedelta(hours=policy.report_deadline_hours)
+    return start.astimezone(UTC) + policy.report_deadline

@@ -218,7 +218,7 @@ class _Tally:
         self.cancelled += s.outcome is VisitOutcome.cancelled
         if s.execution is None:
             end = s.plan.scheduled_start + timedelta(minutes=s.plan.duration_minutes)
-            deadline = end + timedelta(hours=s.policy.check_in_grace_hours)
+            deadline = end + s.policy.check_in_grace
             waiting = s.approved_at is not None and s.outcome is not VisitOutcome.cancelled
             self.missed += waiting and deadline < as_of
             return

@@ -1,11 +1,38 @@
 """Value objects of a visit: the plan, the execution record, the report, promised items."""
 
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Self
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+INSTANT_FORMAT = "a time is written in ISO 8601 with its offset, for example 2026-06-01T10:00+08:00"
+"""The sentence a time in any other form is refused with."""
+
+_ISO_INSTANT = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?([Zz]|[+-][0-9]{2}:?[0-9]{2})"
+)
+
+
+def _iso_or_aware(value: object) -> object:
+    # Pydantic's lax mode also reads epoch numbers, numeric strings and date-only strings
+    # as datetimes: a foreign client's mistake would be stored as a plausible time. Only a
+    # datetime (Python callers, asyncpg rows) or an ISO 8601 text with date, time and
+    # offset reaches pydantic's own parsing; AwareDatetime then refuses naive datetimes.
+    if isinstance(value, datetime) or (isinstance(value, str) and _ISO_INSTANT.fullmatch(value)):
+        return value
+    raise PydanticCustomError("instant_format", INSTANT_FORMAT)
 
 
 def _utc(value: datetime) -> datetime:
@@ -14,8 +41,13 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-Instant = Annotated[AwareDatetime, AfterValidator(_utc)]
-"""A point in time with a time zone (naive times are refused), normalised to UTC."""
+Instant = Annotated[AwareDatetime, BeforeValidator(_iso_or_aware), AfterValidator(_utc)]
+"""A point in time with its offset, normalised to UTC.
+
+Accepted: a datetime with a tzinfo, or ISO 8601 text with a date, a time and an offset
+(``2026-06-01T10:00+08:00``, ``2026-06-01T02:00:00.123456Z``). Numbers, date-only and
+naive times are refused.
+"""
 
 Text = Annotated[str, Field(max_length=10_000)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]

@@ -26,7 +26,8 @@ from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
 from settings import Settings
-from starter.cli import CliContext, Unanswered, _answer, app
+from starter.cli import app
+from starter.cli.common import CliContext, Unanswered, answer
 from tests import factory as f
 from worker import build_worker
 from workflows.contract import workflow_id
@@ -150,7 +151,8 @@ async def test_malformed_field_names_its_path_and_exits_2(tmp_path):
     ran = await cli(*start_args("V-bad", datetime(2030, 1, 7, 10, 0)))  # no offset: refused
     assert ran.code == 2
     assert one_line(ran.stderr) == (
-        "invalid SubmitPlan: plan.scheduled_start: Input should have timezone info"
+        "invalid SubmitPlan: plan.scheduled_start: a time is written in ISO 8601 with its offset, "
+        "for example 2026-06-01T10:00+08:00"
     )
     ran = await cli("approve", "V1", "--as", "boss:x")
     assert ran.code == 2
@@ -304,7 +306,7 @@ async def test_an_unanswered_command_says_so_and_prints_its_id_for_a_retry():
     # tried by hand against `visits dev` with its worker stopped.
     never = asyncio.Event()
     with pytest.raises(Unanswered) as raised:
-        await _answer(never.wait(), 0.05, "plan-9")
+        await answer(never.wait(), 0.05, "plan-9")
     message = str(raised.value)
     assert message.startswith("No answer from the engine within 0.05 s (is a worker running?")
     assert message.endswith("Send it again with --command-id plan-9 to find out.")

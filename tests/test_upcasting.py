@@ -6,14 +6,17 @@ actor). Hashes are verified on the rows as stored; readers see the current shape
 """
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from activities.store import EventStore, domain_event_from_row
+from activities.store import EventStore, domain_event_from_row, recorded_from_row
 from domain.actors import Actor, Role
-from domain.events import Escalated, ReminderSent
-from domain.state import VisitStatus
+from domain.deadlines import concern, escalation_at, reminder_at
+from domain.events import Escalated, PlanSubmitted, ReminderSent
+from domain.policy import Policy
+from domain.state import VisitState, VisitStatus, evolve
 from domain.upcasting import upcast
 from starter.audit import Auditor
 from starter.bundle import EVENTS_FILE, read_manifest, verify_bundle
@@ -50,6 +53,33 @@ def test_upcasting_leaves_current_versions_and_unknown_types_alone():
     payload = {"concern": "report", "recipient": {"id": "rep-1", "role": "rep"}}
     assert upcast("ReminderSent", 2, payload) == (2, payload)
     assert upcast("PlanApproved", 1, {"comment": ""}) == (1, {"comment": ""})
+
+
+def test_a_whole_hours_policy_folds_into_the_deadlines_its_log_recorded():
+    # Every stored policy is in whole hours (report_deadline_hours: 48, after_hours: 24):
+    # read as durations, each reminder and escalation falls where the engine fired it then.
+    rows = stored_rows()
+    opening = next(r for r in rows if r["type"] == "PlanSubmitted")
+    assert opening["payload"]["policy"]["report_deadline_hours"] == 48
+    fired = 0
+    for visit_id in (FULL, MISSED):
+        state: VisitState | None = None
+        for recorded in [recorded_from_row(r) for r in rows if r["visit_id"] == visit_id]:
+            e = recorded.event
+            if isinstance(e, PlanSubmitted):
+                assert e.policy == Policy()
+                assert e.policy.report_deadline == timedelta(hours=48)
+            if isinstance(e, ReminderSent | Escalated):
+                assert state is not None
+                c = concern(state, e.concern)
+                assert c is not None and c.due_at == e.due_at
+                due = (
+                    reminder_at(state, c) if isinstance(e, ReminderSent) else escalation_at(state, c, e.level)
+                )
+                assert due == recorded.occurred_at
+                fired += 1
+            state = evolve(state, recorded)
+    assert fired == 4
 
 
 def test_the_old_bundle_still_verifies_offline_and_replays():

@@ -111,7 +111,7 @@ def test_calendar_hours_deadline_is_48_hours_later():
 
 
 def test_calendar_hours_deadline_is_a_setting():
-    assert report_deadline(at("2026-11-27 15:00"), Policy(report_deadline_hours=24)) == at("2026-11-28 15:00")
+    assert report_deadline(at("2026-11-27 15:00"), Policy(report_deadline="PT24H")) == at("2026-11-28 15:00")
 
 
 def test_working_days_deadline_counts_from_the_local_date_not_the_utc_date():

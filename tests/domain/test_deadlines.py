@@ -23,12 +23,14 @@ from tests.domain.support import (
     REPORTED_AT,
     REVIEWED_AT,
     SUBMITTED_AT,
+    VISIT_END,
     VISIT_START,
     Visit,
     approve_plan,
     approved,
     at,
     cancel,
+    check_in,
     checked_in,
     closed,
     escalate,
@@ -48,6 +50,7 @@ from tests.domain.support import (
 )
 
 HOUR = timedelta(hours=1)
+MINUTE = timedelta(minutes=1)
 
 
 def fire(visit: Visit, now: datetime) -> Alarm:
@@ -88,7 +91,7 @@ def test_approved_visit_owes_a_check_in_by_its_scheduled_end_plus_grace():
 
 
 def test_check_in_grace_is_a_setting():
-    (concern,) = open_concerns(approved(Policy(check_in_grace_hours=0)).s)
+    (concern,) = open_concerns(approved(Policy(check_in_grace=timedelta(0))).s)
 
     assert concern.due_at == at("2026-11-23 10:00")
 
@@ -173,7 +176,7 @@ def test_overdue_reminder_before_the_deadline_is_still_due_now():
 
 
 def test_no_reminder_when_the_policy_sets_none():
-    alarm = next_alarm(checked_in(Policy(reminder_before_hours=0)).s, at("2026-11-23 12:00"))
+    alarm = next_alarm(checked_in(Policy(reminder_before=timedelta(0))).s, at("2026-11-23 12:00"))
 
     assert alarm == Alarm(REPORT_DUE, AlarmKind.escalate, REPORT, 1)
 
@@ -181,9 +184,9 @@ def test_no_reminder_when_the_policy_sets_none():
 def test_escalation_ladder_is_a_setting():
     policy = Policy(
         escalation_ladder=[
-            EscalationStep(role=Role.manager, after_hours=4),
-            EscalationStep(role=Role.manager, after_hours=8),
-            EscalationStep(role=Role.director, after_hours=48),
+            EscalationStep(role=Role.manager, after=4 * HOUR),
+            EscalationStep(role=Role.manager, after=8 * HOUR),
+            EscalationStep(role=Role.director, after=48 * HOUR),
         ]
     )
     visit = checked_in(policy)
@@ -197,6 +200,37 @@ def test_escalation_ladder_is_a_setting():
         (REPORT_DUE + 48 * HOUR, 3),
     ]
     assert next_alarm(visit.s, at("2026-12-01 10:00")) is None
+
+
+def test_a_report_deadline_of_minutes_is_reminded_and_escalated_within_minutes():
+    # The README's recipe for watching a report go overdue under `visits dev`.
+    policy = Policy.model_validate(
+        {
+            "report_deadline": "PT3M",
+            "reminder_before": "PT1M",
+            "escalation_ladder": [
+                {"role": "manager", "after": "PT0S"},
+                {"role": "director", "after": "PT2M"},
+            ],
+        }
+    )
+    visit = approved(policy)
+    visit.apply(check_in(), VISIT_END)
+
+    assert visit.s.report_due_at == VISIT_END + 3 * MINUTE
+    alarms = [fire(visit, VISIT_END) for _ in range(3)]
+    assert [(a.kind, a.at) for a in alarms] == [
+        (AlarmKind.remind, VISIT_END + 2 * MINUTE),
+        (AlarmKind.escalate, VISIT_END + 3 * MINUTE),
+        (AlarmKind.escalate, VISIT_END + 5 * MINUTE),
+    ]
+    assert next_alarm(visit.s, VISIT_END) is None
+
+
+def test_a_check_in_grace_of_minutes_is_counted_in_minutes():
+    (concern,) = open_concerns(approved(Policy(check_in_grace="10m")).s)
+
+    assert concern.due_at == VISIT_END + 10 * MINUTE
 
 
 def test_unapproved_plan_escalates_at_the_visit_time_without_a_reminder():

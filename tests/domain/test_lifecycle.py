@@ -57,7 +57,7 @@ from tests.domain.support import (
 
 
 def test_submitted_plan_opens_the_visit_awaiting_approval_with_the_policy_in_force():
-    policy = Policy(report_deadline_hours=24)
+    policy = Policy(report_deadline="PT24H")
     visit = Visit(policy=policy)
 
     recorded = visit.apply(submit_plan(), SUBMITTED_AT)

@@ -166,7 +166,7 @@ def test_a_visit_keeps_the_policy_it_was_started_with():
     # a change of settings never moves the deadlines of visits already running.
     visit = reported()
 
-    events = decide(visit.state, return_report(), REVIEWED_AT, Policy(report_deadline_hours=1))
+    events = decide(visit.state, return_report(), REVIEWED_AT, Policy(report_deadline="PT1H"))
 
     assert first(events, ReportReturned).report_due_at == at("2026-11-26 15:00")
 
