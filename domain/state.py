@@ -120,6 +120,12 @@ def _clear_concern(state: VisitState, concern: str) -> None:
 def evolve(state: VisitState | None, recorded: RecordedEvent) -> VisitState:
     """Apply one recorded event to the state; the same fold serves workflow and auditor."""
     event = recorded.event
+    if state is not None and state.closed:
+        # The workflow records nothing after closing (its rules refuse), so a later event
+        # was written some other way: the fold says so rather than carry it along.
+        raise ValueError(
+            f"event {recorded.seq} ({event.type}) comes after the visit was closed (event {state.last_seq})"
+        )
     if isinstance(event, PlanSubmitted):
         new = _started(recorded, event)
     else:

@@ -13,10 +13,12 @@
 - ``content_changed``: a row's hash does not match its own content;
 - ``tail_mismatch``: the log is intact on its own but disagrees with an anchor, the last
   seq and head hash known from elsewhere (the read model's `visits.last_seq`/`head_hash`
-  or the workflow's state): the newest events were deleted, or the tail was rewritten.
+  or the workflow's state): the newest events were deleted, the tail was rewritten, or
+  the log goes on after the anchor (rows appended outside the engine, which moves the
+  anchor in the transaction that appends).
 
-Without an anchor, deleting the newest rows cannot be seen: a shorter chain is still a
-valid chain. Pure: no I/O.
+Without an anchor, deleting the newest rows or appending well-chained ones cannot be seen:
+a shorter or longer chain is still a valid chain. Pure: no I/O.
 """
 
 from collections.abc import Iterable, Mapping
@@ -42,7 +44,8 @@ class ChainReport(Frozen):
     """The outcome of verifying one visit's log.
 
     `head_seq`/`head_hash` are those of the last row verified intact (the whole log when
-    `ok`); `events_checked` counts the rows examined, the first bad one included.
+    `ok`; the anchor when the log goes on after it); `events_checked` counts the rows
+    examined, the first bad one included.
     """
 
     visit_id: str
@@ -221,6 +224,22 @@ class ChainVerifier:
                     ChainProblem.tail_mismatch,
                     f"Visit {name}: event {anchor_seq} does not have the visit's recorded head hash: "
                     f"the log was rewritten at or before event {anchor_seq}.",
+                )
+            if head_seq > anchor_seq:
+                # The engine moves the head in the transaction that appends: rows past it,
+                # however well chained, were written some other way.
+                first = anchor_seq + 1
+                extra = str(first) if first == head_seq else f"{first} to {head_seq}"
+                return ChainReport(
+                    visit_id=name or "",
+                    ok=False,
+                    events_checked=self._checked,
+                    head_seq=anchor_seq,
+                    head_hash=anchor_hash,
+                    first_bad_seq=first,
+                    problem=f"Visit {name}: the log goes on after the visit's recorded head (event "
+                    f"{anchor_seq}): event {extra} was appended outside the engine.",
+                    kind=ChainProblem.tail_mismatch,
                 )
         return ChainReport(
             visit_id=name or "",

@@ -3,8 +3,9 @@
 Reads the PostgreSQL log only (the system of record), never the workflow's word: the rows
 are chain-verified as stored, then folded with `domain.state.evolve`, the fold the
 workflow itself uses. Trust in the read model is limited to one thing: its head (last seq
-and hash) is the anchor that shows a deleted tail; `visits audit ID --check-history`
-compares the log with Temporal's history, a second, independent record.
+and hash) is the anchor that shows a deleted tail or rows appended past it;
+`visits audit ID --check-history` compares the log with Temporal's history, a second,
+independent record.
 """
 
 from datetime import datetime

@@ -20,6 +20,12 @@ difference with its seq and a sentence for people:
 Reminders and escalations come from the workflow's timers, not from updates: their events
 appear only as appends. Appends are read as plain JSON into narrow views (ids, seqs,
 hashes), so histories recorded before a schema change still read.
+
+The history compared is that of the run that wrote the log: the latest run of the
+workflow id, unless it wrote nothing (a visit's id started again after it closed, through
+the `temporal` CLI or an SDK with a permissive id reuse policy: that run fails or is
+refused). Then the id's other runs are listed through Temporal's visibility and the one
+whose appends the log holds is compared; the runs that wrote nothing are named in notes.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
@@ -39,7 +45,13 @@ from pydantic import (
 from temporalio.api.common.v1 import Payloads
 from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
 from temporalio.api.failure.v1 import Failure
+from temporalio.api.filter.v1 import WorkflowExecutionFilter
 from temporalio.api.history.v1 import HistoryEvent
+from temporalio.api.workflow.v1 import WorkflowExecutionInfo
+from temporalio.api.workflowservice.v1 import (
+    ListClosedWorkflowExecutionsRequest,
+    ListOpenWorkflowExecutionsRequest,
+)
 from temporalio.client import Client, WorkflowHistory
 from temporalio.converter import DataConverter, WorkflowSerializationContext
 from temporalio.exceptions import ApplicationError
@@ -54,6 +66,9 @@ APPEND_ACTIVITY = "append_events"
 """The activity name of `VisitActivities.append_events` (its `activity.defn` name)."""
 
 MAX_RESETS_FOLLOWED = 10
+
+MAX_RUNS_READ = 20
+"""How many of a workflow id's runs (newest first) are read to find the one that wrote the log."""
 
 
 class HistoryUnavailable(CommandRefused):
@@ -143,6 +158,7 @@ class VisitHistory(BaseModel):
     appends: list[HistoryAppend]
     updates: list[HistoryUpdate]
     reset_from: str | None = None  # the run this one was reset from
+    failure: str | None = None  # why the run failed or was terminated, when it did
 
     @property
     def anchor(self) -> Anchor | None:
@@ -254,6 +270,7 @@ class _Reader:
         self.run_id = ""
         self.status = "running"
         self.reset_from: str | None = None
+        self.failure: str | None = None
 
     async def _first(self, payloads: Payloads) -> Any:
         values = await self.converter.decode_wrapper(payloads)
@@ -322,6 +339,10 @@ class _Reader:
                 self.run_id = failed.new_run_id or self.run_id
         elif kind in _CLOSED:
             self.status = _CLOSED[kind]
+            if kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
+                self.failure = await self._failure(event.workflow_execution_failed_event_attributes.failure)
+            elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED:
+                self.failure = event.workflow_execution_terminated_event_attributes.reason or None
 
     async def _accepted(self, event: HistoryEvent) -> None:
         attrs = event.workflow_execution_update_accepted_event_attributes
@@ -380,6 +401,7 @@ async def decode_history(
         appends=list(reader.appends.values()),
         updates=list(reader.updates.values()),
         reset_from=reader.reset_from,
+        failure=reader.failure,
     )
 
 
@@ -647,8 +669,150 @@ def _as_of(before: VisitHistory, after: VisitHistory) -> VisitHistory:
     return before.model_copy(update={"appends": [*before.appends, *later]})
 
 
+def wrote(history: VisitHistory, rows: Sequence[Row]) -> bool:
+    """Whether any append of the run, however it ended, put an event in the log.
+
+    Event ids are minted by each run (`workflow.uuid4()`), so another run's rows never
+    match; a run reset from this one carries copies of its appends up to the reset point.
+    """
+    logged = {str(r["event_id"]) for r in rows}
+    return any(e.event_id in logged for a in history.appends for e in a.events)
+
+
+class _Run(BaseModel):
+    """One run of a workflow id, as visibility lists it."""
+
+    run_id: str
+    started_at: datetime | None
+
+
+async def list_runs(client: Client, workflow: str) -> list[_Run] | None:
+    """Every run of `workflow` Temporal's visibility lists, newest first; None when it cannot list.
+
+    A visibility query first (`list_workflows`); servers without one (the time-skipping
+    test server) still answer the older open and closed lists filtered by workflow id.
+    """
+    # A quote or backslash in the id would need escaping in the query; the filtered lists
+    # take the id as it is.
+    if "'" not in workflow and "\\" not in workflow:
+        try:
+            return _newest_first(
+                [
+                    _Run(run_id=info.run_id, started_at=info.start_time)
+                    async for info in client.list_workflows(f"WorkflowId = '{workflow}'")
+                ]
+            )
+        except RPCError as err:
+            if err.status is not RPCStatusCode.UNIMPLEMENTED:
+                raise
+    try:
+        infos = await _open_and_closed(client, workflow)
+    except RPCError as err:
+        if err.status is not RPCStatusCode.UNIMPLEMENTED:
+            raise
+        return None
+    return _newest_first(
+        [
+            _Run(
+                run_id=info.execution.run_id,
+                started_at=info.start_time.ToDatetime(tzinfo=UTC) if info.HasField("start_time") else None,
+            )
+            for info in infos
+        ]
+    )
+
+
+async def _open_and_closed(client: Client, workflow: str) -> list[WorkflowExecutionInfo]:
+    service = client.workflow_service
+    only = WorkflowExecutionFilter(workflow_id=workflow)
+    infos: list[WorkflowExecutionInfo] = []
+    running = ListOpenWorkflowExecutionsRequest(namespace=client.namespace, execution_filter=only)
+    while True:
+        open_page = await service.list_open_workflow_executions(running)
+        infos += open_page.executions
+        if not open_page.next_page_token:
+            break
+        running.next_page_token = open_page.next_page_token
+    ended = ListClosedWorkflowExecutionsRequest(namespace=client.namespace, execution_filter=only)
+    while True:
+        closed_page = await service.list_closed_workflow_executions(ended)
+        infos += closed_page.executions
+        if not closed_page.next_page_token:
+            break
+        ended.next_page_token = closed_page.next_page_token
+    return infos
+
+
+def _newest_first(runs: list[_Run]) -> list[_Run]:
+    unique = {r.run_id: r for r in runs}.values()
+    oldest = datetime.min.replace(tzinfo=UTC)
+    return sorted(unique, key=lambda r: r.started_at or oldest, reverse=True)
+
+
+def _ended(history: VisitHistory) -> str:
+    status = history.workflow_status.replace("_", " ")
+    return f"{status}: {history.failure}" if history.failure else status
+
+
+async def _run_that_wrote(
+    client: Client, latest: VisitHistory, rows: Sequence[Row]
+) -> tuple[VisitHistory, list[str]]:
+    """The run whose appends the log holds, when the latest run wrote none of it, and notes
+    on the runs that wrote nothing. The latest run when no run wrote anything."""
+    workflow = latest.workflow_id
+    runs = await list_runs(client, workflow)
+    if runs is None:
+        return latest, [
+            f"The latest run {latest.run_id} of workflow {workflow} ({_ended(latest)}) wrote nothing "
+            "to the log, and this Temporal cannot list the workflow's other runs: the check "
+            "compares the log with that run."
+        ]
+    started = {r.run_id: r.started_at for r in runs}
+    read: list[VisitHistory] = [latest]
+    said: list[str] = []
+    if len(runs) > MAX_RUNS_READ:
+        said.append(f"Workflow {workflow} has {len(runs)} runs; only the newest {MAX_RUNS_READ} were read.")
+    for run in runs[:MAX_RUNS_READ]:
+        if run.run_id == latest.run_id:
+            continue
+        try:
+            read.append(await read_history(client, latest.visit_id, run_id=run.run_id))
+        except RPCError as err:
+            if err.status is not RPCStatusCode.NOT_FOUND:
+                raise
+            # Gone by retention: it cannot be compared, the others still can.
+            said.append(f"The history of run {run.run_id} of workflow {workflow} is no longer in Temporal.")
+    writers = [h for h in read if wrote(h, rows)]
+    written = {h.run_id for h in writers}
+    # A run reset from another carries copies of its appends: the newest of a chain is the
+    # one that runs on, and `_earlier_runs` follows it back.
+    bases = {h.reset_from for h in writers if h.reset_from}
+    heads = [h for h in writers if h.run_id not in bases]
+    if not heads:
+        return latest, said
+    chosen = heads[0]
+    when = started.get(chosen.run_id)
+    for other in read:
+        if other is chosen or other.run_id in bases:
+            continue
+        if other.run_id in written:
+            said.append(
+                f"Run {other.run_id} ({_ended(other)}) of the same workflow id also appended events "
+                f"to the log; the log is compared with run {chosen.run_id} only."
+            )
+            continue
+        at = started.get(other.run_id)
+        order = "earlier" if when is not None and at is not None and at < when else "later"
+        has = "has written" if other.open else "wrote"
+        said.append(
+            f"Run {other.run_id} ({_ended(other)}) started {order} under the same workflow id and "
+            f"{has} nothing to the log."
+        )
+    return chosen, said
+
+
 async def check_history(client: Client, store: EventStore, visit_id: str) -> HistoryCheck:
-    """Cross-check the visit's stored rows with its workflow's Temporal history.
+    """Cross-check the visit's stored rows with the Temporal history of the run that wrote them.
 
     Raises VisitNotFound when neither Temporal nor the log knows the visit, and
     HistoryUnavailable when the log holds it but Temporal no longer has its history.
@@ -673,6 +837,11 @@ async def check_history(client: Client, store: EventStore, visit_id: str) -> His
     rows = await store.raw_rows(visit_id)
     if history.open:
         history = _as_of(history, await read_history(client, visit_id))
+    runs_said: list[str] = []
+    if rows and not wrote(history, rows):
+        # Only the latest run can be open, so the run chosen instead has ended: its
+        # history is complete and needs no second read.
+        history, runs_said = await _run_that_wrote(client, history, rows)
     earlier, said = await _earlier_runs(client, history)
     check = assess(history, rows, earlier)
-    return check.model_copy(update={"notes": [*check.notes, *said]})
+    return check.model_copy(update={"notes": [*check.notes, *runs_said, *said]})

@@ -5,13 +5,16 @@ instant (a REPEATABLE READ snapshot) and, for every visit:
 
 - verifies its hash chain on the rows exactly as stored (`domain.verify.ChainVerifier`,
   the streaming form of `verify_chain`), anchored on the read model's last seq and head
-  hash, so a deleted or rewritten tail shows;
+  hash, so a deleted or rewritten tail shows, and so do rows appended past the head (the
+  engine moves it in the transaction that appends);
 - folds its events into the visit state with the workflow's own functions (each row read
   by `recorded_from_row`, upcast, then `domain.state.evolve`): a row that cannot be read
-  or does not follow from those before is a problem of that visit, located by its seq.
+  or does not follow from those before (an event after `VisitClosed` included) is a
+  problem of that visit, located by its seq.
 
-What it proves: each chain is whole from event 1 to its anchor, no stored row differs
-from what was hashed when it was appended, and the log still folds into valid states.
+What it proves: each chain is whole from event 1 to its anchor and ends there, no stored
+row differs from what was hashed when it was appended, and the log still folds into valid
+states.
 What it cannot: the anchor lives in the same database, so someone who can rewrite the
 log and the read model together (re-hashing the rows after a change) is not caught
 here; that takes a second, independent record: Temporal's history, compared by

@@ -14,6 +14,8 @@ from typing import Any
 import asyncpg
 
 from activities.db import Connection
+from activities.store import HASHED_COLUMNS
+from domain.chain import link_hash, row_content
 
 
 @asynccontextmanager
@@ -75,3 +77,45 @@ async def swap(pool: asyncpg.Pool, visit_id: str, a: int, b: int) -> None:
             await conn.execute(
                 "UPDATE visit_events SET seq = $3 WHERE visit_id = $1 AND seq = $2", visit_id, old, new
             )
+
+
+async def append_chained(
+    pool: asyncpg.Pool,
+    visit_id: str,
+    type_: str,
+    version: int,
+    payload: Any,
+    *,
+    move_head: bool = False,
+) -> int:
+    """Append a well-chained row after the visit's newest, as a write outside the engine would:
+    the database accepts it. With `move_head`, the read model's head is moved onto it too, as
+    a forger who knows of the anchor would. Returns its seq."""
+    async with pool.acquire() as conn, conn.transaction():
+        last = await conn.fetchrow(
+            "SELECT * FROM visit_events WHERE visit_id = $1 ORDER BY seq DESC LIMIT 1", visit_id
+        )
+        row = {
+            **dict(last),
+            "seq": last["seq"] + 1,
+            "event_id": str(uuid.uuid4()),
+            "type": type_,
+            "schema_version": version,
+            "payload": payload,
+            "prev_hash": last["hash"],
+        }
+        row["hash"] = link_hash(row["prev_hash"], row_content(**{c: row[c] for c in HASHED_COLUMNS}))
+        await conn.execute(
+            "INSERT INTO visit_events (visit_id, seq, event_id, type, schema_version, occurred_at,"
+            " actor_id, actor_role, command_id, payload, prev_hash, hash)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            *(row[c] for c in (*HASHED_COLUMNS, "prev_hash", "hash")),
+        )
+        if move_head:
+            await conn.execute(
+                "UPDATE visits SET last_seq = $2, head_hash = $3 WHERE visit_id = $1",
+                visit_id,
+                row["seq"],
+                row["hash"],
+            )
+    return int(row["seq"])

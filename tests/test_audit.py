@@ -103,6 +103,31 @@ async def test_deleting_the_newest_events_is_caught_by_the_anchor(own_pool):
     assert "event 10 to 11 was deleted" in (audit.chain.problem or "")
 
 
+async def test_an_event_appended_after_the_recorded_head_is_caught(own_pool):
+    # Written past the append path: it chains, but the read model's head never moved.
+    store = EventStore(own_pool)
+    driver = await story(store)
+    seq = await tamper.append_chained(own_pool, driver.visit_id, "ReportAccepted", 1, {"comment": "again"})
+    audit = await Auditor(store).audit(driver.visit_id)
+    assert not audit.ok
+    assert (audit.chain.kind, audit.chain.first_bad_seq) == (ChainProblem.tail_mismatch, seq)
+    assert "event 12 was appended outside the engine" in (audit.chain.problem or "")
+
+
+async def test_an_event_after_the_visit_closed_does_not_replay(own_pool):
+    store = EventStore(own_pool)
+    driver = await story(store)
+    seq = await tamper.append_chained(
+        own_pool, driver.visit_id, "ReportAccepted", 1, {"comment": "again"}, move_head=True
+    )
+    audit = await Auditor(store).audit(driver.visit_id)
+    assert audit.chain.ok  # the head was moved onto it: only the fold can tell
+    assert not audit.readable and not audit.ok
+    assert f"Event {seq} of visit {driver.visit_id} does not follow" in (audit.problem or "")
+    assert "closed" in (audit.problem or "")
+    assert len(audit.steps) == seq - 1 and audit.state is not None and audit.state.closed
+
+
 async def test_an_inserted_event_is_caught(own_pool):
     store = EventStore(own_pool)
     driver = await story(store)

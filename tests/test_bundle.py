@@ -6,11 +6,14 @@ import json
 import os
 import subprocess
 import sys
+import uuid
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from activities.store import EventStore
+from domain.chain import HASHED_FIELDS, link_hash, row_content
 from starter.bundle import (
     EVENTS_FILE,
     MANIFEST_FILE,
@@ -193,6 +196,58 @@ async def test_a_tampered_log_exports_with_a_warning_and_the_bundle_shows_where(
     assert manifest.visits[0].chain_ok_at_export is False
     report = verify_bundle(tmp_path / "b")
     assert report.visits[0].chain.first_bad_seq == 2
+
+
+async def test_a_log_longer_than_its_head_exports_with_a_warning_and_does_not_verify(own_pool, tmp_path):
+    store = EventStore(own_pool)
+    driver = await story(store)
+    # Written past the append path: it chains, but the read model's head never moved.
+    seq = await tamper.append_chained(own_pool, driver.visit_id, "ReportAccepted", 1, {"comment": "again"})
+    manifest = await export_bundle(store, tmp_path / "b", Selection(visit_ids=[driver.visit_id]))
+    head = manifest.visits[0]
+    assert (head.last_seq, head.log_last_seq, head.chain_ok_at_export) == (seq, seq - 1, False)
+    report = verify_bundle(tmp_path / "b", expect_hash=manifest.bundle_hash)
+    assert not report.ok
+    assert (report.visits[0].chain.kind, report.visits[0].chain.first_bad_seq) == ("tail_mismatch", seq)
+    assert any(f"event {seq} was appended outside the engine" in p for p in report.problems)
+
+
+async def test_a_chained_line_after_the_manifest_head_is_located(own_pool, tmp_path):
+    bundle, ids = await two_visit_bundle(EventStore(own_pool), tmp_path)
+    rows = lines(bundle)
+    last = json.loads(rows[ONE_VISIT_EVENTS - 1])
+    extra = {
+        **last,
+        "seq": last["seq"] + 1,
+        "event_id": str(uuid.uuid4()),
+        "type": "ReportAccepted",
+        "payload": {"comment": "again"},
+        "prev_hash": last["hash"],
+    }
+    fields = {name: extra[name] for name in HASHED_FIELDS}
+    fields["occurred_at"] = datetime.fromisoformat(fields["occurred_at"])
+    extra["hash"] = link_hash(extra["prev_hash"], row_content(**fields))
+    rows.insert(ONE_VISIT_EVENTS, json.dumps(extra, ensure_ascii=False) + "\n")
+    rewrite(bundle, rows)
+    report = verify_bundle(bundle)
+    first = report.visits[0]
+    assert first.visit_id == ids[0] and not first.ok
+    assert (first.chain.kind, first.chain.first_bad_seq) == ("tail_mismatch", ONE_VISIT_EVENTS + 1)
+    assert report.visits[1].ok
+
+
+async def test_an_event_after_the_visit_closed_does_not_replay_offline(own_pool, tmp_path):
+    store = EventStore(own_pool)
+    driver = await story(store)
+    seq = await tamper.append_chained(
+        own_pool, driver.visit_id, "ReportAccepted", 1, {"comment": "again"}, move_head=True
+    )
+    manifest = await export_bundle(store, tmp_path / "b", Selection(visit_ids=[driver.visit_id]))
+    assert manifest.visits[0].chain_ok_at_export  # the head was moved onto it: only the fold can tell
+    report = verify_bundle(tmp_path / "b")
+    assert not report.ok and report.visits[0].chain.ok
+    assert report.visits[0].fold_problem is not None
+    assert f"event {seq}" in report.visits[0].fold_problem and "closed" in report.visits[0].fold_problem
 
 
 async def test_export_refuses_an_existing_directory_or_an_empty_selection(own_pool, tmp_path):

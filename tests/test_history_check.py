@@ -14,13 +14,14 @@ import pytest_asyncio
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.common import WorkflowIDReusePolicy
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.store import EventStore
 from domain.chain import link_hash, row_content
-from domain.commands import SubmitPlan
+from domain.commands import CancelVisit, SubmitPlan
 from settings import Settings
 from starter.client import VisitClient, VisitNotFound
 from starter.history_check import (
@@ -205,6 +206,48 @@ async def test_tampered_log_differs_from_history_at_the_tampered_seq(
     assert [(d.kind, d.seq) for d in check.differences] == [(kind, seq)]
     assert words in check.differences[0].message
     assert check.anchor is not None and check.anchor.last_seq == 6
+
+
+async def restarted_after_closing(temporal: WorkflowEnvironment, pool: asyncpg.Pool) -> None:
+    """A visit cancelled through the engine, its id then started again directly, past the
+    client's id policies, as the `temporal` CLI or an SDK can: that run fails having written
+    nothing. The check must compare the log with the run that wrote it."""
+    async with engine(temporal.client, pool) as client:
+        visit_id = f.new_id("hc-rerun")
+        start = (await temporal.get_current_time()).replace(microsecond=0) + timedelta(days=6)
+        opening = f.submit_plan(visit_id, start)
+        await client.start_visit(opening)
+        await client.send(visit_id, f.approve())
+        await client.send(
+            visit_id, CancelVisit(command_id=f.new_id("c"), actor=f.REP, reason="Customer moved")
+        )
+        await client.handle(visit_id).result()
+        first_run = (await client.handle(visit_id).describe()).run_id
+        later = await temporal.client.start_workflow(
+            "VisitWorkflow",
+            opening.model_dump(mode="json"),
+            id=f"visit-{visit_id}",
+            task_queue=client.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        )
+        with pytest.raises(WorkflowFailureError):
+            await later.result()
+        assert later.result_run_id != first_run
+        check = await check_history(temporal.client, client.store, visit_id)
+    assert check.ok and check.differences == []
+    assert (check.run_id, check.workflow_status, check.log_rows) == (first_run, "completed", 4)
+    assert check.anchor is not None and check.anchor.last_seq == 4
+    (note,) = [n for n in check.notes if later.result_run_id in n]
+    assert "(failed" in note and "started later" in note and "wrote nothing to the log" in note
+
+
+async def test_a_later_run_that_wrote_nothing_is_a_note_and_the_run_that_wrote_the_log_is_compared(env, pool):
+    # The time-skipping server lists runs only through the older open and closed lists.
+    await restarted_after_closing(env, pool)
+
+
+async def test_the_run_that_wrote_the_log_is_found_through_a_visibility_query_too(dev_env, pool):
+    await restarted_after_closing(dev_env, pool)
 
 
 @pytest_asyncio.fixture(scope="module")

@@ -22,7 +22,7 @@ from domain.verify import ChainProblem
 from starter.log_check import BadVisit, FoldProblem, LogCheckReport, verify_log
 from tests import factory as f
 from tests.helpers import VisitDriver
-from tests.tamper import past_the_triggers
+from tests.tamper import append_chained, past_the_triggers
 
 pytestmark = pytest.mark.store
 
@@ -239,35 +239,12 @@ async def test_a_visit_without_a_read_model_row_is_listed_as_unanchored(db):
     assert report.intact == 2 and not report.ok
 
 
-async def append_chained(pool: asyncpg.Pool, visit_id: str, type_: str, version: int, payload: Any) -> int:
-    """A well-chained row after the visit's head, as newer code (or a forger) would write it:
-    the database accepts it. Returns its seq."""
-    async with pool.acquire() as conn:
-        last = await conn.fetchval("SELECT max(seq) FROM visit_events WHERE visit_id = $1", visit_id)
-        head = await stored_row(conn, visit_id, last)
-        row = {
-            **head,
-            "seq": last + 1,
-            "event_id": str(uuid.uuid4()),
-            "type": type_,
-            "schema_version": version,
-            "payload": payload,
-            "prev_hash": head["hash"],
-        }
-        row["hash"] = forged_hash(row)
-        await conn.execute(
-            "INSERT INTO visit_events (visit_id, seq, event_id, type, schema_version, occurred_at,"
-            " actor_id, actor_role, command_id, payload, prev_hash, hash)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            *(row[c] for c in (*HASHED_COLUMNS, "prev_hash", "hash")),
-        )
-    return last + 1
-
-
 async def test_a_row_of_a_version_no_upcaster_reads_is_reported_at_its_seq(db):
     _, pool = db
     (victim,) = await logged(pool, story())
-    seq = await append_chained(pool, victim, "ReportAccepted", 7, {"comment": "ok", "channel": "app"})
+    seq = await append_chained(
+        pool, victim, "ReportAccepted", 7, {"comment": "ok", "channel": "app"}, move_head=True
+    )
 
     bad = located(await verify_log(pool), victim, seq, FoldProblem.unreadable)
     assert bad.head_seq == seq - 1 and "ReportAccepted version 7" in bad.problem
@@ -277,8 +254,10 @@ async def test_rows_that_do_not_fold_are_reported_not_raised(db):
     _, pool = db
     unknown_item, not_an_object = await logged(pool, story(items=False), story(items=False))
     completes = {"item_id": "never-promised", "resolution": "sent", "late": False}
-    first = await append_chained(pool, unknown_item, "PromisedItemCompleted", 1, completes)
-    second = await append_chained(pool, not_an_object, "ReportAccepted", 1, ["not", "an", "object"])
+    first = await append_chained(pool, unknown_item, "PromisedItemCompleted", 1, completes, move_head=True)
+    second = await append_chained(
+        pool, not_an_object, "ReportAccepted", 1, ["not", "an", "object"], move_head=True
+    )
 
     report = await verify_log(pool)
 
@@ -289,6 +268,31 @@ async def test_rows_that_do_not_fold_are_reported_not_raised(db):
     }
     assert "does not follow from those before" in found[unknown_item].problem
     assert "(ReportAccepted)" in found[not_an_object].problem
+
+
+async def test_a_chained_row_appended_after_the_read_models_head_is_found(db):
+    # A write outside the append path never moves the read model's head: the chain holds,
+    # but the log goes on past its anchor.
+    _, pool = db
+    victim, _other = await logged(pool, story(), story())
+    seq = await append_chained(pool, victim, "ReportAccepted", 1, {"comment": "again"})
+
+    report = await verify_log(pool)
+
+    bad = located(report, victim, seq, ChainProblem.tail_mismatch)
+    assert f"event {seq} was appended outside the engine" in bad.problem
+    assert bad.head_seq == seq - 1
+    assert (report.visits, report.intact) == (2, 1)
+
+
+async def test_an_event_after_the_visit_closed_is_found_even_with_the_head_moved_onto_it(db):
+    _, pool = db
+    (victim,) = await logged(pool, story())  # closed by its last event
+    seq = await append_chained(pool, victim, "ReportAccepted", 1, {"comment": "again"}, move_head=True)
+
+    bad = located(await verify_log(pool), victim, seq, FoldProblem.unreadable)
+    assert "does not follow from those before" in bad.problem and "closed" in bad.problem
+    assert bad.head_seq == seq - 1
 
 
 async def test_progress_starts_at_zero_and_reaches_the_total(db):

@@ -5,10 +5,11 @@ from typing import Any
 
 import pytest
 
-from domain.chain import content_of, link_hash, row_content
-from domain.events import GENESIS_HASH, RecordedEvent
+from domain.chain import link_hash, row_content
+from domain.events import GENESIS_HASH, RecordedEvent, envelope
+from domain.state import evolve, fold
 from domain.verify import ChainProblem, ChainReport, ChainVerifier, verify_chain
-from tests.domain.support import VISIT_ID, following_up
+from tests.domain.support import ENGINE, REVIEWED_AT, VISIT_ID, closed, following_up
 
 HASHED = (
     "visit_id",
@@ -72,14 +73,36 @@ def test_intact_chain_is_ok(rows):
 
 def test_intact_chain_agrees_with_its_anchor(rows):
     assert verify_chain(rows, anchor=(len(rows), rows[-1]["hash"])).ok
-    # A read model that lags behind the log is not tampering.
-    assert verify_chain(rows, anchor=(2, rows[1]["hash"])).ok
+
+
+def test_chained_rows_after_the_anchor_were_appended_outside_the_engine(rows):
+    # The engine moves the read model's head in the transaction that appends, so a log
+    # that goes on past it had rows written some other way, however well they chain.
+    report = verify_chain(rows, anchor=(2, rows[1]["hash"]))
+
+    failed(report, 3, ChainProblem.tail_mismatch)
+    assert f"event 3 to {len(rows)} was appended outside the engine" in (report.problem or "")
+    assert "recorded head (event 2)" in (report.problem or "")
+    assert (report.head_seq, report.head_hash) == (2, rows[1]["hash"])
+
+
+def test_one_chained_row_after_the_anchor_is_named_alone(rows):
+    report = verify_chain(rows, anchor=(len(rows) - 1, rows[-2]["hash"]))
+
+    failed(report, len(rows), ChainProblem.tail_mismatch)
+    assert f"event {len(rows)} was appended outside the engine" in (report.problem or "")
+
+
+def test_a_longer_log_rewritten_at_the_anchor_says_rewritten(rows):
+    report = verify_chain(rows, anchor=(2, "f" * 64))
+    failed(report, 2, ChainProblem.tail_mismatch)
+    assert "rewritten" in (report.problem or "")
 
 
 def test_the_hashes_are_those_the_workflow_computed(rows):
     visit = following_up()
     for recorded in visit.log:
-        assert recorded.hash == link_hash(recorded.prev_hash, content_of(recorded))
+        assert recorded.hash == link_hash(recorded.prev_hash, recorded.content())
 
 
 def test_empty_log_is_ok_unless_an_anchor_says_otherwise():
@@ -233,3 +256,30 @@ def test_a_copy_of_an_earlier_row_slipped_in_is_located_at_the_copy(rows):
     report = verify_chain(rows)
     failed(report, 4, ChainProblem.inserted_or_reordered)
     assert "copy of event 2" in (report.problem or "")
+
+
+# --- the fold after the end -------------------------------------------------------------
+
+
+def test_an_event_after_the_visit_closed_chains_but_does_not_fold():
+    visit = closed()
+    state = visit.s
+    assert state.closed
+    # A forger (or a write outside the engine) appends a well-chained event after the end.
+    (late,) = envelope(
+        [visit.log[-2].event],  # the report's acceptance, once more
+        visit_id=VISIT_ID,
+        last_seq=state.last_seq,
+        head_hash=state.head_hash,
+        actor=ENGINE,
+        command_id="after-the-end",
+        occurred_at=REVIEWED_AT + timedelta(days=1),
+        event_ids=["00000000-0000-4000-8000-000000000001"],
+    )
+    log = [*visit.log, late]
+
+    assert verify_chain([as_row(r) for r in log]).ok
+    with pytest.raises(ValueError, match=f"event {late.seq} .*after the visit was closed"):
+        evolve(state, late)
+    with pytest.raises(ValueError):
+        fold(log)
