@@ -31,7 +31,6 @@ from domain.month_plan import (
     PlanEvent,
     RecordedPlanEvent,
     fold,
-    plan_content_of,
     plan_id_of,
     summarize_plan,
 )
@@ -165,7 +164,7 @@ def check_plan_request(req: PlanAppendRequest) -> None:
             raise InvalidAppend(f"The id of {where} is not a lowercase UUID: {e.event_id!r}.")
         if e.event_id in seen:
             raise InvalidAppend(f"The request for plan {p} uses event id {e.event_id} twice.")
-        if link_hash(e.prev_hash, plan_content_of(e)) != e.hash:
+        if link_hash(e.prev_hash, e.content()) != e.hash:
             raise InvalidAppend(f"The hash of {where} does not match its content.")
         seen.add(e.event_id)
         previous = e

@@ -31,7 +31,7 @@ from activities.outbox import (
     notification_from_row,
 )
 from domain.actors import Actor
-from domain.chain import HASHED_FIELDS, content_of, link_hash
+from domain.chain import HASHED_FIELDS, link_hash
 from domain.events import Event, RecordedEvent
 from domain.state import VisitStatus, fold
 from domain.summary import VisitSummary, summarize
@@ -169,7 +169,7 @@ def check_request(req: AppendRequest) -> None:
             raise InvalidAppend(f"The id of {where} is not a lowercase UUID: {e.event_id!r}.")
         if e.event_id in seen:
             raise InvalidAppend(f"The request for visit {v} uses event id {e.event_id} twice.")
-        if link_hash(e.prev_hash, content_of(e)) != e.hash:
+        if link_hash(e.prev_hash, e.content()) != e.hash:
             raise InvalidAppend(f"The hash of {where} does not match its content.")
         seen.add(e.event_id)
         previous = e

@@ -18,7 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from domain.actors import SYSTEM, Actor, Role
-from domain.chain import envelope, link_hash, row_content
+from domain.chain import link_hash, row_content
 from domain.commands import (
     AcceptReport,
     ApprovePlan,
@@ -40,7 +40,7 @@ from domain.commands import (
 from domain.deadlines import AlarmKind, next_alarm
 from domain.decide import decide
 from domain.errors import RuleViolation
-from domain.events import GENESIS_HASH, RecordedEvent
+from domain.events import GENESIS_HASH, RecordedEvent, envelope
 from domain.models import Customer, CustomerTier, Execution, Plan, PromisedItemIn, Report, VisitMethod
 from domain.policy import Policy
 from domain.state import VisitState, evolve

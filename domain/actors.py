@@ -1,8 +1,11 @@
-"""Who acts on a visit: every command and event names one actor."""
+"""Who acts on a stream: every command and event names one actor, and every command its id."""
 
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from domain.models import Frozen
 
 
 class Role(StrEnum):
@@ -25,3 +28,14 @@ class Actor(BaseModel):
 
 
 SYSTEM = Actor(id="visitflow", role=Role.system)
+
+
+CommandId = Annotated[str, Field(min_length=1, max_length=200)]
+Reason = Annotated[str, Field(min_length=1, max_length=2_000)]
+
+
+class CommandBase(Frozen):
+    """What every command carries: a client-chosen id (the idempotency key) and who acts."""
+
+    command_id: CommandId
+    actor: Actor

@@ -1,4 +1,4 @@
-"""The hash chain that makes the event log tamper-evident, and how events are enveloped.
+"""The hash chain that makes every event log tamper-evident.
 
 Each row's hash is SHA-256 over the previous row's hash and the row's canonical content:
 
@@ -17,12 +17,11 @@ Other logs chain the same way, their content naming their own stream in place of
 
 import hashlib
 import json
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from domain.actors import Actor
-from domain.events import GENESIS_HASH, Event, RecordedEvent
+GENESIS_HASH = "0" * 64
+"""The `prev_hash` of a stream's first event."""
 
 HASHED_FIELDS = (
     "visit_id",
@@ -100,56 +99,3 @@ def link_hash(prev_hash: str, content: dict[str, Any]) -> str:
     """The hash of a row given its predecessor's hash and its canonical content."""
     data = (prev_hash + "\n" + canonical_json(content)).encode("utf-8")
     return hashlib.sha256(data).hexdigest()
-
-
-def content_of(recorded: RecordedEvent) -> dict[str, Any]:
-    """The canonical content of an enveloped event."""
-    return row_content(
-        visit_id=recorded.visit_id,
-        seq=recorded.seq,
-        event_id=recorded.event_id,
-        type=recorded.event.type,
-        schema_version=recorded.event.schema_version,
-        occurred_at=recorded.occurred_at,
-        actor_id=recorded.actor.id,
-        actor_role=recorded.actor.role.value,
-        command_id=recorded.command_id,
-        payload=recorded.payload(),
-    )
-
-
-def envelope(
-    events: Sequence[Event],
-    *,
-    visit_id: str,
-    last_seq: int,
-    head_hash: str,
-    actor: Actor,
-    command_id: str,
-    occurred_at: datetime,
-    event_ids: Sequence[str],
-) -> list[RecordedEvent]:
-    """Number, stamp and chain decided events after the visit's current head.
-
-    Ids and time are arguments (the workflow passes `workflow.uuid4()` and
-    `workflow.now()`), so the same call always yields the same rows.
-    """
-    if len(event_ids) != len(events):
-        raise ValueError("one event id is needed per event")
-    recorded: list[RecordedEvent] = []
-    prev = head_hash or GENESIS_HASH
-    for offset, (event, event_id) in enumerate(zip(events, event_ids, strict=True), start=1):
-        draft = RecordedEvent(
-            event_id=event_id,
-            visit_id=visit_id,
-            seq=last_seq + offset,
-            occurred_at=occurred_at,
-            actor=actor,
-            command_id=command_id,
-            event=event,
-            prev_hash=prev,
-        )
-        sealed = draft.model_copy(update={"hash": link_hash(prev, content_of(draft))})
-        recorded.append(sealed)
-        prev = sealed.hash
-    return recorded

@@ -9,17 +9,11 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from domain.actors import Actor
-from domain.models import Execution, Frozen, Instant, Name, Plan, Report
+from domain.actors import Actor, CommandBase, Reason
+from domain.alarms import Escalate, Remind
+from domain.models import Execution, Instant, Name, Plan, Report
 
-CommandId = Annotated[str, Field(min_length=1, max_length=200)]
-Reason = Annotated[str, Field(min_length=1, max_length=2_000)]
 VisitId = Annotated[str, Field(min_length=1, max_length=120, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")]
-
-
-class CommandBase(Frozen):
-    command_id: CommandId
-    actor: Actor
 
 
 class SubmitPlan(CommandBase):
@@ -110,21 +104,6 @@ class WaiveReport(CommandBase):
 
     kind: Literal["waive_report"] = "waive_report"
     reason: Reason
-
-
-class Remind(CommandBase):
-    """Issued by the engine's timers: remind the person who owes something."""
-
-    kind: Literal["remind"] = "remind"
-    concern: str
-
-
-class Escalate(CommandBase):
-    """Issued by the engine's timers: tell the next rung of the ladder."""
-
-    kind: Literal["escalate"] = "escalate"
-    concern: str
-    level: int = Field(ge=1)
 
 
 Command = Annotated[

@@ -8,9 +8,9 @@ timers, the read model and the auditor's replay all agree on them.
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 
 from domain.actors import Role
+from domain.alarms import Alarm, AlarmKind
 from domain.state import BEFORE_VISIT, ITEM_PREFIX, OPEN_PLAN, REPORT_MISSING, VisitState, VisitStatus
 
 PLAN_APPROVAL = "plan_approval"
@@ -27,27 +27,6 @@ class Concern:
     owner_id: str
     what: str
     remind: bool
-
-
-class AlarmKind(StrEnum):
-    remind = "remind"
-    escalate = "escalate"
-
-
-@dataclass(frozen=True)
-class Alarm:
-    """The next thing the engine must do on its own, and when."""
-
-    at: datetime
-    kind: AlarmKind
-    concern: str
-    level: int = 0
-
-    @property
-    def command_id(self) -> str:
-        # Unique per deadline: a report returned for revision gets a new deadline and so
-        # new reminder and escalation ids.
-        return f"timer:{self.kind}:{self.concern}:{self.level}@{self.at.isoformat()}"
 
 
 def open_concerns(state: VisitState) -> list[Concern]:
@@ -67,11 +46,7 @@ def open_concerns(state: VisitState) -> list[Concern]:
             )
         )
     if state.status is VisitStatus.approved:
-        due = (
-            plan.scheduled_start
-            + timedelta(minutes=plan.duration_minutes)
-            + timedelta(hours=state.policy.check_in_grace_hours)
-        )
+        due = plan.scheduled_start + timedelta(minutes=plan.duration_minutes) + state.policy.check_in_grace
         found.append(
             Concern(CHECK_IN, due, state.rep_id, f"check-in of the visit at {plan.customer.name}", False)
         )
@@ -106,16 +81,16 @@ def concern(state: VisitState, key: str) -> Concern | None:
 
 def reminder_at(state: VisitState, c: Concern) -> datetime | None:
     """When to remind the owner of `c`, or None when the policy or concern has no reminder."""
-    hours = state.policy.reminder_before_hours
-    if not c.remind or hours == 0:
+    before = state.policy.reminder_before
+    if not c.remind or not before:
         return None
-    return c.due_at - timedelta(hours=hours)
+    return c.due_at - before
 
 
 def escalation_at(state: VisitState, c: Concern, level: int) -> datetime:
     """When escalation `level` (1 = first rung) of concern `c` is due."""
     step = state.policy.escalation_ladder[level - 1]
-    return c.due_at + timedelta(hours=step.after_hours)
+    return c.due_at + step.after
 
 
 def escalation_recipient(state: VisitState, level: int) -> tuple[str, Role]:

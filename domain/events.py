@@ -5,14 +5,20 @@ Each event type is a frozen model with a `schema_version`. The envelope
 command it answered, and its link in the hash chain.
 """
 
+from collections.abc import Sequence
+from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
 from domain.actors import Actor
+from domain.chain import GENESIS_HASH
 from domain.models import Execution, Frozen, Instant, Plan, PromisedItem, Report
 from domain.policy import Policy
+from domain.stream import Recorded, seal
+
+__all__ = ["GENESIS_HASH"]  # re-exported: readers of a visit's log find it beside the events
 
 
 class EventBase(Frozen):
@@ -166,27 +172,36 @@ Event = Annotated[
 NOTIFYING_EVENTS = ("ReminderSent", "Escalated")
 """Event types that put a notification in the outbox, in the same transaction."""
 
-GENESIS_HASH = "0" * 64
-"""The `prev_hash` of a visit's first event."""
 
+class RecordedEvent(Recorded):
+    """One row of the visits' log (`visit_events`): a visit's event in its envelope."""
 
-class RecordedEvent(Frozen):
-    """One row of the event log: an event in its envelope."""
+    stream_field: ClassVar[str] = "visit_id"
 
-    event_id: str
     visit_id: str
-    seq: int = Field(ge=1)
-    occurred_at: Instant
-    actor: Actor
-    command_id: str
     event: Event
-    prev_hash: str = GENESIS_HASH
-    hash: str = ""
 
-    @property
-    def type(self) -> str:
-        return self.event.type
 
-    def payload(self) -> dict[str, Any]:
-        """The event's fields as stored in the `payload` column (type and version apart)."""
-        return self.event.model_dump(mode="json", exclude={"type", "schema_version"})
+def envelope(
+    events: Sequence[Event],
+    *,
+    visit_id: str,
+    last_seq: int,
+    head_hash: str,
+    actor: Actor,
+    command_id: str,
+    occurred_at: datetime,
+    event_ids: Sequence[str],
+) -> list[RecordedEvent]:
+    """`domain.stream.seal` for a visit's events, all recorded as `actor`."""
+    return seal(
+        RecordedEvent,
+        events,
+        stream_id=visit_id,
+        last_seq=last_seq,
+        head_hash=head_hash,
+        actors=[actor] * len(events),
+        command_id=command_id,
+        occurred_at=occurred_at,
+        event_ids=event_ids,
+    )

@@ -16,18 +16,18 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from domain.actors import SYSTEM, Actor, Role
+from domain.actors import Actor, Role
+from domain.alarms import Alarm, AlarmKind
 from domain.calendar import local_date, zone
-from domain.chain import link_hash, plan_row_content
+from domain.chain import GENESIS_HASH
 from domain.commands import CommandBase, Escalate, Reason, Remind, SubmitPlan, VisitId
 from domain.customers import CustomerRecord
-from domain.deadlines import Alarm, AlarmKind
 from domain.errors import RuleViolation
-from domain.events import GENESIS_HASH, EventBase
+from domain.events import EventBase
 from domain.models import Customer, Frozen, Instant, Name, Plan
 from domain.plan_checks import Finding, blocking, check_month_plan
 from domain.planning import (
@@ -38,6 +38,7 @@ from domain.planning import (
     plan_due_day,
 )
 from domain.policy import Policy
+from domain.stream import Recorded, Stream, seal
 
 PLAN_CONCERN = "month_plan"
 """The concern key of a missing plan (its reminders' and escalations' `concern`)."""
@@ -268,42 +269,13 @@ PLAN_NOTIFYING_EVENTS = ("MonthPlanReminderSent", "MonthPlanEscalated")
 """Plan event types that put a notification in the plans' outbox, in the same transaction."""
 
 
-class RecordedPlanEvent(Frozen):
-    """One row of a plan's log (`plan_events`): an event in its envelope."""
+class RecordedPlanEvent(Recorded):
+    """One row of the plans' log (`plan_events`): a plan's event in its envelope."""
 
-    event_id: str
+    stream_field: ClassVar[str] = "plan_id"
+
     plan_id: str
-    seq: int = Field(ge=1)
-    occurred_at: Instant
-    actor: Actor
-    command_id: str
     event: PlanEvent
-    prev_hash: str = GENESIS_HASH
-    hash: str = ""
-
-    @property
-    def type(self) -> str:
-        return self.event.type
-
-    def payload(self) -> dict[str, Any]:
-        """The event's fields as stored in the `payload` column (type and version apart)."""
-        return self.event.model_dump(mode="json", exclude={"type", "schema_version"})
-
-
-def plan_content_of(recorded: RecordedPlanEvent) -> dict[str, Any]:
-    """The canonical content of an enveloped plan event (`domain.chain.plan_row_content`)."""
-    return plan_row_content(
-        plan_id=recorded.plan_id,
-        seq=recorded.seq,
-        event_id=recorded.event_id,
-        type=recorded.event.type,
-        schema_version=recorded.event.schema_version,
-        occurred_at=recorded.occurred_at,
-        actor_id=recorded.actor.id,
-        actor_role=recorded.actor.role.value,
-        command_id=recorded.command_id,
-        payload=recorded.payload(),
-    )
 
 
 def plan_envelope(
@@ -317,29 +289,18 @@ def plan_envelope(
     occurred_at: datetime,
     event_ids: Sequence[str],
 ) -> list[RecordedPlanEvent]:
-    """Number, stamp and chain decided plan events after the plan's current head.
-
-    Ids and time are arguments (the workflow passes `workflow.uuid4()` and `workflow.now()`).
-    """
-    if len(event_ids) != len(events):
-        raise ValueError("one event id is needed per event")
-    recorded: list[RecordedPlanEvent] = []
-    prev = head_hash or GENESIS_HASH
-    for offset, (event, event_id) in enumerate(zip(events, event_ids, strict=True), start=1):
-        draft = RecordedPlanEvent(
-            event_id=event_id,
-            plan_id=plan_id,
-            seq=last_seq + offset,
-            occurred_at=occurred_at,
-            actor=actor,
-            command_id=command_id,
-            event=event,
-            prev_hash=prev,
-        )
-        sealed = draft.model_copy(update={"hash": link_hash(prev, plan_content_of(draft))})
-        recorded.append(sealed)
-        prev = sealed.hash
-    return recorded
+    """`domain.stream.seal` for a plan's events, all recorded as `actor`."""
+    return seal(
+        RecordedPlanEvent,
+        events,
+        stream_id=plan_id,
+        last_seq=last_seq,
+        head_hash=head_hash,
+        actors=[actor] * len(events),
+        command_id=command_id,
+        occurred_at=occurred_at,
+        event_ids=event_ids,
+    )
 
 
 # --- state ------------------------------------------------------------------------------------
@@ -498,13 +459,13 @@ def fold(events: Iterable[RecordedPlanEvent], state: MonthPlanState | None = Non
 
 def reminder_at(state: MonthPlanState) -> datetime | None:
     """When to remind the rep of the missing plan, or None when the policy has no reminders."""
-    hours = state.policy.reminder_before_hours
-    return None if hours == 0 else state.due_at - timedelta(hours=hours)
+    before = state.policy.reminder_before
+    return state.due_at - before if before else None
 
 
 def escalation_at(state: MonthPlanState, level: int) -> datetime:
     """When escalation `level` (1 = first rung) of a missing plan is due."""
-    return state.due_at + timedelta(hours=state.policy.escalation_ladder[level - 1].after_hours)
+    return state.due_at + state.policy.escalation_ladder[level - 1].after
 
 
 def escalation_recipient(state: MonthPlanState, level: int) -> Actor:
@@ -532,13 +493,6 @@ def next_alarm(state: MonthPlanState, now: datetime) -> Alarm | None:
     if level <= len(state.policy.escalation_ladder):
         alarms.append(Alarm(escalation_at(state, level), AlarmKind.escalate, PLAN_CONCERN, level))
     return min(alarms, key=lambda a: (a.at, a.kind != AlarmKind.escalate), default=None)
-
-
-def alarm_command(alarm: Alarm) -> Remind | Escalate:
-    """The engine's command for an alarm (its id is unique per deadline and rung)."""
-    if alarm.kind is AlarmKind.remind:
-        return Remind(command_id=alarm.command_id, actor=SYSTEM, concern=alarm.concern)
-    return Escalate(command_id=alarm.command_id, actor=SYSTEM, concern=alarm.concern, level=alarm.level)
 
 
 # --- opening the approved visits -----------------------------------------------------------------
@@ -961,3 +915,21 @@ def summarize_plan(state: MonthPlanState) -> MonthPlanSummary:
         head_hash=state.head_hash,
         updated_at=state.updated_at,
     )
+
+
+# --- the stream -------------------------------------------------------------------------------
+
+
+def _decide_alarm(state: MonthPlanState, alarm: Alarm, now: datetime) -> list[PlanEvent]:
+    return decide(state, alarm.command(), now)
+
+
+PLANS: Stream[MonthPlanState, RecordedPlanEvent] = Stream(
+    name="plan",
+    envelope=RecordedPlanEvent,
+    evolve=evolve,
+    next_alarm=next_alarm,
+    decide_alarm=_decide_alarm,
+    closed=lambda state: state.complete,
+)
+"""The monthly plan stream: one per rep and month, its log `plan_events`."""

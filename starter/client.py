@@ -27,7 +27,7 @@ from settings import TASK_QUEUE
 from starter.audit import Auditor, VisitAudit
 from starter.errors import CommandRefused, VisitNotFound, refusal_in
 from starter.history_check import HistoryCheck, check_history
-from workflows.contract import OPENED, STATE, CommandResult, RecordedRef, workflow_id
+from workflows.contract import OPENED, STATE, WORKFLOW_TYPE, CommandResult, RecordedRef, workflow_id
 from workflows.visit import VisitWorkflow
 
 
@@ -69,8 +69,9 @@ class VisitClient:
         Sending the same command again returns the first result (`duplicate=True`).
         """
         handle = await self.temporal.start_workflow(
-            VisitWorkflow.run,
+            WORKFLOW_TYPE,
             command,
+            result_type=VisitState,
             id=workflow_id(command.visit_id),
             task_queue=self.task_queue,
             # A visit id is used once; only a visit whose opening was refused may be retried.

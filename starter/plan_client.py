@@ -33,7 +33,13 @@ from settings import TASK_QUEUE
 from starter.errors import CommandRefused, refusal_in
 from workflows.contract import RecordedRef
 from workflows.month_plan import MonthPlanWorkflow
-from workflows.plan_contract import PLAN_OPENED, PLAN_STATE, PlanCommandResult, plan_workflow_id
+from workflows.plan_contract import (
+    PLAN_OPENED,
+    PLAN_STATE,
+    PLAN_WORKFLOW_TYPE,
+    PlanCommandResult,
+    plan_workflow_id,
+)
 
 PlanCommand = OpenMonthPlan | SubmitMonthPlan | ApproveMonthPlan | ReturnMonthPlan
 
@@ -84,8 +90,9 @@ class MonthPlanClient:
         rep_id, month = command.rep_id, command.month
         try:
             handle = await self.temporal.start_workflow(
-                MonthPlanWorkflow.run,
+                PLAN_WORKFLOW_TYPE,
                 command,
+                result_type=MonthPlanState,
                 id=plan_workflow_id(rep_id, month),
                 task_queue=self.task_queue,
                 # One plan per rep and month; only a plan whose opening was refused may be retried.

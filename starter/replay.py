@@ -8,8 +8,10 @@ that a visibility query finds) and `replay_files` reads exported ones, so a pipe
 check them without a server. Each workflow is reported ok or failed with the reason.
 """
 
+import base64
+import json
 import re
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ from temporalio.workflow import NondeterminismError
 
 from workflows.contract import WORKFLOW_TYPE, workflow_id
 from workflows.month_plan import MonthPlanWorkflow
-from workflows.plan_contract import PLAN_WORKFLOW_TYPE
+from workflows.plan_contract import PLAN_WORKFLOW_TYPE, plan_workflow_id
 from workflows.visit import VisitWorkflow
 
 DEFAULT_QUERY = f"WorkflowType = '{WORKFLOW_TYPE}' OR WorkflowType = '{PLAN_WORKFLOW_TYPE}'"
@@ -200,10 +202,37 @@ async def replay_visits(
     return ReplayReport(outcomes=await _replay(visit_replayer(workflows, client.data_converter), items()))
 
 
-def _read_file(path: Path) -> Item:
-    # Exported histories do not name their workflow: the file's name stands in for it.
+def opened_workflow_id(history: Mapping[str, Any]) -> str | None:
+    """The workflow id an exported history ran under, read from its opening command.
+
+    Exports (`temporal workflow show --output json`) do not name their workflow, and the
+    workflows check that they run under the id their opening command names; the engine's
+    ids derive from that command (a visit's id, a plan's rep and month). None when the
+    history is not one of the engine's or its input cannot be read as plain JSON.
+    """
     try:
-        history = WorkflowHistory.from_json(path.stem, path.read_text(encoding="utf-8"))
+        started = history["events"][0]["workflowExecutionStartedEventAttributes"]
+        kind = started["workflowType"]["name"]
+        opening = json.loads(base64.b64decode(started["input"]["payloads"][0]["data"]))
+        if kind == WORKFLOW_TYPE:
+            return workflow_id(opening["visit_id"])
+        if kind == PLAN_WORKFLOW_TYPE:
+            return plan_workflow_id(opening["rep_id"], opening["month"])
+    except (KeyError, IndexError, TypeError, ValueError):
+        pass
+    return None
+
+
+def history_from_json(text: str, fallback_id: str) -> WorkflowHistory:
+    """An exported history, under the workflow id it ran with (`fallback_id` when unknown)."""
+    parsed = json.loads(text)
+    found = opened_workflow_id(parsed) if isinstance(parsed, dict) else None
+    return WorkflowHistory.from_json(found or fallback_id, parsed)
+
+
+def _read_file(path: Path) -> Item:
+    try:
+        history = history_from_json(path.read_text(encoding="utf-8"), path.stem)
     except (OSError, UnicodeDecodeError, ValueError, ParseError) as err:
         # json.JSONDecodeError is a ValueError; ParseError covers protobuf's field checks.
         return _unavailable(path.stem, str(path), f"Not a readable history: {err}")

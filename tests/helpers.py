@@ -14,10 +14,10 @@ from datetime import datetime
 
 from activities.models import AppendRequest
 from domain.actors import SYSTEM
-from domain.chain import envelope
 from domain.commands import Command, Escalate, Remind
 from domain.deadlines import AlarmKind, next_alarm
 from domain.decide import decide
+from domain.events import envelope
 from domain.policy import Policy
 from domain.state import VisitState, fold
 from domain.summary import summarize

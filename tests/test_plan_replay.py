@@ -11,12 +11,12 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
-from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
 from domain.month_plan import ReturnMonthPlan
+from starter.replay import history_from_json
 from tests import factory as f
 from tests.test_month_plan_workflow import MANAGER, sales_team, skip_to
 from workflows.month_plan import MonthPlanWorkflow
@@ -64,5 +64,5 @@ def test_a_plan_history_is_committed():
 
 async def test_committed_plan_histories_replay_against_current_code():
     for path in _committed():
-        history = WorkflowHistory.from_json(f"month-plan-{path.stem}", path.read_text())
+        history = history_from_json(path.read_text(), path.stem)
         await replayer().replay_workflow(history)

@@ -34,11 +34,9 @@ from domain.month_plan import (
     RecordVisitStarted,
     SubmissionReview,
     SubmitMonthPlan,
-    alarm_command,
     decide,
     fold,
     next_alarm,
-    plan_content_of,
     plan_envelope,
     plan_id_of,
     summarize_plan,
@@ -118,7 +116,7 @@ class PlanDriver:
         assert self.state is not None
         alarm = next_alarm(self.state, self.state.updated_at)
         assert alarm is not None
-        return self.send(alarm_command(alarm), alarm.at)
+        return self.send(alarm.command(), alarm.at)
 
 
 @pytest.fixture
@@ -163,7 +161,7 @@ async def test_a_conflict_a_gap_a_broken_chain_and_a_bad_hash_are_named_errors(s
     with pytest.raises(SequenceGap):
         await store.append(skipping)
     moved = skipped.events[0].model_copy(update={"prev_hash": "a" * 64})
-    forged = moved.model_copy(update={"hash": link_hash(moved.prev_hash, plan_content_of(moved))})
+    forged = moved.model_copy(update={"hash": link_hash(moved.prev_hash, moved.content())})
     with pytest.raises(ChainBroken):
         await store.append(
             skipped.model_copy(update={"events": [forged], "summary": _summary(skipped, forged)})

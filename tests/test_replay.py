@@ -13,7 +13,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
@@ -22,6 +21,7 @@ from temporalio.worker import Replayer
 from domain.commands import ReturnPlan, RevisePlan
 from settings import Settings
 from starter.client import CommandRefused, VisitClient
+from starter.replay import history_from_json
 from tests import factory as f
 from worker import build_worker
 from workflows.visit import VisitWorkflow
@@ -111,7 +111,7 @@ def _committed() -> list[Path]:
 
 @pytest.mark.parametrize("path", _committed(), ids=lambda p: p.stem)
 async def test_committed_history_replays_against_current_code(path: Path):
-    history = WorkflowHistory.from_json(f"visit-{path.stem}", path.read_text())
+    history = history_from_json(path.read_text(), path.stem)
     await replayer().replay_workflow(history)
 
 

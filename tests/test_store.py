@@ -34,7 +34,7 @@ from activities.models import AppendRequest
 from activities.store import HASHED_COLUMNS, EventStore, domain_event_from_row, upsert_summary
 from activities.visit_activities import VisitActivities
 from domain import upcasting
-from domain.chain import content_of, link_hash, row_content
+from domain.chain import link_hash, row_content
 from domain.commands import CancelVisit, SubmitReport
 from domain.events import GENESIS_HASH, PlanApproved
 from domain.models import PromisedItemIn, Report
@@ -462,7 +462,7 @@ async def test_append_events_leaves_an_unreachable_database_to_temporal_retries(
 
 
 async def test_load_policy_returns_the_configured_policy(store: EventStore) -> None:
-    policy = Policy(report_deadline_hours=24, timezone="Europe/Berlin")
+    policy = Policy(report_deadline=timedelta(hours=24), timezone="Europe/Berlin")
     assert await ActivityEnvironment().run(VisitActivities(store, policy).load_policy) == policy
 
 
@@ -513,7 +513,7 @@ def relabel(
 ) -> AppendRequest:
     """`req` with other events (re-sealed unless `rehash` is False) and a matching summary."""
     sealed = [
-        e.model_copy(update={"hash": link_hash(e.prev_hash, content_of(e))}) if rehash else e for e in events
+        e.model_copy(update={"hash": link_hash(e.prev_hash, e.content())}) if rehash else e for e in events
     ]
     summary = req.summary.model_copy(
         update={"last_seq": sealed[-1].seq, "head_hash": sealed[-1].hash, **(summary_update or {})}

@@ -3,8 +3,12 @@
 Kept stable: clients in any language call these names with these JSON shapes.
 """
 
+import typing
+
 from pydantic import BaseModel, ConfigDict
 
+from domain.actors import CommandBase
+from domain.commands import Command
 from domain.state import VisitStatus
 
 WORKFLOW_TYPE = "VisitWorkflow"
@@ -28,6 +32,17 @@ UPDATES = (
     "complete_item",
     "waive_report",
 )
+
+
+def commands_by_name(union: object, names: tuple[str, ...]) -> dict[str, type[CommandBase]]:
+    """The command model each update name takes: the member of `union` whose `kind` it is."""
+    members = typing.get_args(typing.get_args(union)[0])
+    found = {model.model_fields["kind"].default: model for model in members}
+    return {name: found[name] for name in names}
+
+
+COMMANDS = commands_by_name(Command, UPDATES)
+"""The command model of each update."""
 
 
 def workflow_id(visit_id: str) -> str:

@@ -5,9 +5,9 @@ Kept stable: clients in any language call these names with these JSON shapes.
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.month_plan import MonthPlanStatus, plan_id_of
+from domain.month_plan import MonthPlanCommand, MonthPlanStatus, plan_id_of
 from domain.plan_checks import Finding
-from workflows.contract import RecordedRef
+from workflows.contract import RecordedRef, commands_by_name
 
 PLAN_WORKFLOW_TYPE = "MonthPlanWorkflow"
 PLAN_WORKFLOW_ID_PREFIX = "month-plan-"
@@ -17,6 +17,9 @@ PLAN_STATE = "state"
 
 #: Update name for each command a person sends to a plan (the same words as `kind`).
 PLAN_UPDATES = ("submit_month_plan", "approve_month_plan", "return_month_plan")
+
+PLAN_COMMANDS = commands_by_name(MonthPlanCommand, PLAN_UPDATES)
+"""The command model of each update."""
 
 
 def plan_workflow_id(rep_id: str, month: str) -> str:

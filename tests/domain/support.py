@@ -20,7 +20,6 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from domain.actors import SYSTEM, Actor, Role
-from domain.chain import envelope
 from domain.commands import (
     AcceptReport,
     ApprovePlan,
@@ -41,7 +40,7 @@ from domain.commands import (
 )
 from domain.decide import decide
 from domain.errors import RuleViolation
-from domain.events import Event, EventBase, RecordedEvent
+from domain.events import Event, EventBase, RecordedEvent, envelope
 from domain.models import Customer, CustomerTier, Execution, Plan, PromisedItemIn, Report, VisitMethod
 from domain.policy import Policy
 from domain.state import VisitState, evolve

@@ -8,13 +8,19 @@ import pytest
 from domain.actors import Actor, Role
 from domain.chain import (
     canonical_json,
-    content_of,
-    envelope,
     instant_text,
     link_hash,
     row_content,
 )
-from domain.events import GENESIS_HASH, PlanApproved, PlanRejected, RecordedEvent, VisitClosed, VisitOutcome
+from domain.events import (
+    GENESIS_HASH,
+    PlanApproved,
+    PlanRejected,
+    RecordedEvent,
+    VisitClosed,
+    VisitOutcome,
+    envelope,
+)
 from tests.domain.support import MANAGER, SUBMITTED_AT, following_up
 
 OCCURRED = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -51,7 +57,7 @@ def test_first_event_chains_from_the_genesis_hash():
 
     assert first.seq == 1
     assert first.prev_hash == GENESIS_HASH == "0" * 64
-    assert first.hash == link_hash(GENESIS_HASH, content_of(first))
+    assert first.hash == link_hash(GENESIS_HASH, first.content())
 
 
 def test_empty_head_hash_means_genesis():
@@ -67,13 +73,13 @@ def test_envelope_numbers_events_after_the_last_seq_and_chains_them_from_the_hea
     assert [r.seq for r in rows] == [5, 6]
     assert rows[0].prev_hash == head
     assert rows[1].prev_hash == rows[0].hash
-    assert rows[1].hash == link_hash(rows[0].hash, content_of(rows[1]))
+    assert rows[1].hash == link_hash(rows[0].hash, rows[1].content())
     assert {r.command_id for r in rows} == {"c-1"}
     assert all(r.actor == MANAGER and r.occurred_at == OCCURRED for r in rows)
 
 
-def test_envelope_needs_one_id_per_event():
-    with pytest.raises(ValueError, match="one event id is needed per event"):
+def test_seal_needs_one_id_per_event():
+    with pytest.raises(ValueError, match="one event id and one actor are needed per event"):
         seal([PlanApproved(), PlanApproved()], ids=["only-one"])
 
 
@@ -117,7 +123,7 @@ def test_changing_the_previous_hash_changes_the_hash():
 def test_hashed_content_has_exactly_the_documented_keys():
     (row,) = seal([PlanApproved(comment="ok")])
 
-    assert set(content_of(row)) == {
+    assert set(row.content()) == {
         "visit_id",
         "seq",
         "event_id",
@@ -129,7 +135,7 @@ def test_hashed_content_has_exactly_the_documented_keys():
         "command_id",
         "payload",
     }
-    assert content_of(row)["payload"] == {"comment": "ok", "approved_by": None}
+    assert row.content()["payload"] == {"comment": "ok", "approved_by": None}
 
 
 def test_canonical_json_is_independent_of_key_order():
@@ -179,7 +185,7 @@ def test_a_visits_whole_log_forms_one_chain_and_the_state_holds_its_head():
     for n, row in enumerate(log, start=1):
         assert row.seq == n
         assert row.prev_hash == prev
-        assert row.hash == link_hash(prev, content_of(row))
+        assert row.hash == link_hash(prev, row.content())
         prev = row.hash
     assert visit.s.head_hash == prev
     assert visit.s.last_seq == len(log)
@@ -190,7 +196,7 @@ def test_tampering_with_a_recorded_payload_breaks_the_chain():
     row = visit.log[1]
     forged = row.model_copy(update={"event": PlanApproved(comment="approved by someone else")})
 
-    assert link_hash(forged.prev_hash, content_of(forged)) != forged.hash
+    assert link_hash(forged.prev_hash, forged.content()) != forged.hash
 
 
 def test_stored_row_round_trips_through_json_with_the_same_hash():
@@ -199,7 +205,7 @@ def test_stored_row_round_trips_through_json_with_the_same_hash():
     for row in visit.log:
         again = RecordedEvent.model_validate_json(row.model_dump_json())
         assert again == row
-        assert link_hash(again.prev_hash, content_of(again)) == row.hash
+        assert link_hash(again.prev_hash, again.content()) == row.hash
 
 
 def test_submission_time_is_recorded_in_utc():

@@ -43,12 +43,10 @@ from domain.month_plan import (
     ReturnMonthPlan,
     SubmissionReview,
     SubmitMonthPlan,
-    alarm_command,
     decide,
     evolve,
     fold,
     next_alarm,
-    plan_content_of,
     plan_due_at,
     plan_envelope,
     plan_id_of,
@@ -169,7 +167,7 @@ class MonthPlan:
         """Apply the next alarm at its own instant (or `now`, if later), as the engine's timer does."""
         alarm = next_alarm(self.s, now)
         assert alarm is not None
-        (recorded,) = self.apply(alarm_command(alarm), max(now, alarm.at))
+        (recorded,) = self.apply(alarm.command(), max(now, alarm.at))
         return recorded.event
 
     @property
@@ -470,13 +468,13 @@ def test_a_plan_opened_after_its_deadline_skips_the_reminder_and_escalates_at_on
 
 def test_a_policy_without_reminders_and_with_a_three_step_ladder_is_followed():
     ladder = [
-        EscalationStep(role=Role.manager, after_hours=0),
-        EscalationStep(role=Role.manager, after_hours=12),
-        EscalationStep(role=Role.director, after_hours=48),
+        EscalationStep(role=Role.manager, after=timedelta(0)),
+        EscalationStep(role=Role.manager, after=timedelta(hours=12)),
+        EscalationStep(role=Role.director, after=timedelta(hours=48)),
     ]
     plan = MonthPlan(
         settings=PlanSettings(
-            policy=Policy(reminder_before_hours=0, escalation_ladder=ladder), rules=PlanRules()
+            policy=Policy(reminder_before=timedelta(0), escalation_ladder=ladder), rules=PlanRules()
         )
     )
     plan.apply(open_plan(director_id=None), OPENED_AT)
@@ -562,7 +560,7 @@ def test_plan_rows_chain_like_visit_rows_with_the_stream_named_plan_id():
     for before, after in zip(plan.log, plan.log[1:], strict=False):
         assert after.prev_hash == before.hash
     for row in plan.log:
-        content = plan_content_of(row)
+        content = row.content()
         assert tuple(content) == PLAN_HASHED_FIELDS and content["plan_id"] == "rep-1-2026-12"
         assert row.hash == link_hash(row.prev_hash, content)
 
