@@ -18,6 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from domain.actors import SYSTEM, Actor, Role
+from domain.alarms import AlarmKind
 from domain.chain import link_hash, row_content
 from domain.commands import (
     AcceptReport,
@@ -37,7 +38,7 @@ from domain.commands import (
     SubmitReport,
     WaiveReport,
 )
-from domain.deadlines import AlarmKind, next_alarm
+from domain.deadlines import next_alarm
 from domain.decide import decide
 from domain.errors import RuleViolation
 from domain.events import GENESIS_HASH, RecordedEvent, envelope

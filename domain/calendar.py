@@ -59,6 +59,12 @@ def latest_plan_day(visit_start: datetime, policy: Policy) -> date:
     return working_days_before(local_date(visit_start, policy), policy.plan_lead_working_days, policy)
 
 
+def local_text(instant: datetime, timezone: str) -> str:
+    """An instant as people read it in messages: local time to the minute, with the zone's
+    abbreviation (``2026-11-23 09:00 CST``)."""
+    return instant.astimezone(zone(timezone)).strftime("%Y-%m-%d %H:%M %Z")
+
+
 def local_date(instant: datetime, policy: Policy) -> date:
     """The calendar date of `instant` in the company's time zone."""
     return instant.astimezone(zone(policy.timezone)).date()

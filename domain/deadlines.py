@@ -1,32 +1,20 @@
-"""What a visit still owes, when it is due, and when the engine must remind or escalate.
+"""What a visit still owes, and when it is due: its concerns on the shared alarm ladder.
 
-A *concern* is one open obligation with a deadline: the plan's approval before the visit
-time, the check-in after the visit, the report, each promised item. Its reminder and its
-escalation steps are fixed instants computed from recorded times, so the workflow's
-timers, the read model and the auditor's replay all agree on them.
+A visit's concerns (`domain.alarms.Concern`) are the plan's approval before the visit
+time, the check-in after the visit, the report, and each promised item. Their reminders
+and escalation steps are fixed instants computed from recorded times by `domain.alarms`,
+so the workflow's timers, the read model and the auditor's replay all agree on them.
 """
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from domain.actors import Role
-from domain.alarms import Alarm, AlarmKind
+from domain import alarms
+from domain.alarms import Alarm, Concern
 from domain.state import BEFORE_VISIT, ITEM_PREFIX, OPEN_PLAN, REPORT_MISSING, VisitState, VisitStatus
 
 PLAN_APPROVAL = "plan_approval"
 CHECK_IN = "check_in"
 REPORT = "report"
-
-
-@dataclass(frozen=True)
-class Concern:
-    """One open obligation: its key, deadline, who owes it, and whether to remind first."""
-
-    key: str
-    due_at: datetime
-    owner_id: str
-    what: str
-    remind: bool
 
 
 def open_concerns(state: VisitState) -> list[Concern]:
@@ -79,41 +67,12 @@ def concern(state: VisitState, key: str) -> Concern | None:
     return next((c for c in open_concerns(state) if c.key == key), None)
 
 
-def reminder_at(state: VisitState, c: Concern) -> datetime | None:
-    """When to remind the owner of `c`, or None when the policy or concern has no reminder."""
-    before = state.policy.reminder_before
-    if not c.remind or not before:
-        return None
-    return c.due_at - before
-
-
-def escalation_at(state: VisitState, c: Concern, level: int) -> datetime:
-    """When escalation `level` (1 = first rung) of concern `c` is due."""
-    step = state.policy.escalation_ladder[level - 1]
-    return c.due_at + step.after
-
-
-def escalation_recipient(state: VisitState, level: int) -> tuple[str, Role]:
-    """Who receives escalation `level`: the visit's manager, then its director."""
-    role = state.policy.escalation_ladder[level - 1].role
-    if role is Role.director:
-        # A visit started without a named director escalates to the directors' group.
-        return state.director_id or "directors", role
-    return state.manager_id, role
-
-
 def next_alarm(state: VisitState, now: datetime) -> Alarm | None:
-    """The earliest reminder or escalation still to come (or overdue) for this visit.
-
-    A reminder whose deadline has already passed is skipped: the escalation says more.
-    """
-    alarms: list[Alarm] = []
-    ladder = len(state.policy.escalation_ladder)
-    for c in open_concerns(state):
-        remind = reminder_at(state, c)
-        if remind is not None and c.key not in state.reminded and now < c.due_at:
-            alarms.append(Alarm(remind, AlarmKind.remind, c.key))
-        level = state.escalation_levels.get(c.key, 0) + 1
-        if level <= ladder:
-            alarms.append(Alarm(escalation_at(state, c, level), AlarmKind.escalate, c.key, level))
-    return min(alarms, key=lambda a: (a.at, a.kind != AlarmKind.escalate, a.concern), default=None)
+    """The earliest reminder or escalation still to come (or overdue) for this visit."""
+    return alarms.next_alarm(
+        open_concerns(state),
+        reminded=state.reminded,
+        levels=state.escalation_levels,
+        policy=state.policy,
+        now=now,
+    )

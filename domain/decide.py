@@ -9,7 +9,17 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from domain.actors import Actor, Role
-from domain.calendar import latest_plan_day, local_date, report_deadline, zone
+from domain.alarms import check_escalation, check_reminder, escalation_recipient
+from domain.authority import (
+    is_approver,
+    may_open,
+    refuse_auditor,
+    refuse_engine,
+    refuse_own_manager,
+    require_approver,
+    require_engine,
+)
+from domain.calendar import latest_plan_day, local_date, local_text, report_deadline
 from domain.commands import (
     AcceptReport,
     ApprovePlan,
@@ -28,12 +38,7 @@ from domain.commands import (
     SubmitReport,
     WaiveReport,
 )
-from domain.deadlines import (
-    concern,
-    escalation_at,
-    escalation_recipient,
-    reminder_at,
-)
+from domain.deadlines import concern
 from domain.errors import RuleViolation
 from domain.events import (
     Escalated,
@@ -76,10 +81,6 @@ _STATUS_WORDS = {
 }
 
 
-def _fmt(instant: datetime, policy: Policy) -> str:
-    return instant.astimezone(zone(policy.timezone)).strftime("%Y-%m-%d %H:%M %Z")
-
-
 def _refuse_state(state: VisitState, action: str, kind: str) -> RuleViolation:
     return RuleViolation(
         f"state.{kind}",
@@ -92,9 +93,7 @@ def _is_rep(state: VisitState, actor: Actor) -> bool:
 
 
 def _is_approver(state: VisitState, actor: Actor) -> bool:
-    if actor.role is Role.director:
-        return state.director_id is None or actor.id == state.director_id
-    return actor.role is Role.manager and actor.id == state.manager_id
+    return is_approver(actor, state.manager_id, state.director_id)
 
 
 def _require_rep(state: VisitState, actor: Actor, action: str, kind: str) -> None:
@@ -106,14 +105,7 @@ def _require_rep(state: VisitState, actor: Actor, action: str, kind: str) -> Non
 
 
 def _require_approver(state: VisitState, actor: Actor, action: str, kind: str) -> None:
-    if not _is_approver(state, actor):
-        who = f"the visit's manager ({state.manager_id}) or " + (
-            f"its director ({state.director_id})" if state.director_id else "a director"
-        )
-        raise RuleViolation(
-            f"role.{kind}",
-            f"Only {who} may {action}; {actor.id} acts as {actor.role}.",
-        )
+    require_approver(actor, state.manager_id, state.director_id, whose="visit's", action=action, kind=kind)
 
 
 def _require_rep_or_approver(state: VisitState, actor: Actor, action: str, kind: str) -> None:
@@ -134,7 +126,7 @@ def _check_schedule(plan_start: datetime, now: datetime, policy: Policy, pre_app
     if plan_start <= now:
         raise RuleViolation(
             "plan.in_past",
-            f"The visit time {_fmt(plan_start, policy)} has already passed; "
+            f"The visit time {local_text(plan_start, policy.timezone)} has already passed; "
             "plan visits for a time still to come.",
         )
     days = policy.plan_lead_working_days
@@ -151,23 +143,15 @@ def _check_schedule(plan_start: datetime, now: datetime, policy: Policy, pre_app
 
 def _submit(command: SubmitPlan, now: datetime, policy: Policy) -> list[Event]:
     actor = command.actor
-    if command.rep_id == command.manager_id:
-        raise RuleViolation("plan.own_manager", "A rep cannot be the manager who approves their own plan.")
-    submitters = {
-        (Role.rep, command.rep_id),
-        (Role.manager, command.manager_id),
-    }
-    if (actor.role, actor.id) not in submitters and actor.role is not Role.director:
+    refuse_own_manager(command.rep_id, command.manager_id)
+    if not may_open(actor, command.rep_id, command.manager_id):
         raise RuleViolation(
             "role.submit_plan",
             f"Only the visit's rep ({command.rep_id}), its manager or a director may submit "
             f"its plan; {actor.id} acts as {actor.role}.",
         )
     approver = command.approved_by
-    if approver is not None and not (
-        (approver.role is Role.manager and approver.id == command.manager_id)
-        or (approver.role is Role.director and command.director_id in (None, approver.id))
-    ):
+    if approver is not None and not is_approver(approver, command.manager_id, command.director_id):
         raise RuleViolation(
             "role.approve_plan",
             f"A plan can only be approved by the visit's manager ({command.manager_id}) "
@@ -214,7 +198,7 @@ def _approve(s: VisitState, c: ApprovePlan, now: datetime) -> list[Event]:
     if now >= s.plan.scheduled_start:
         raise RuleViolation(
             "plan.approval_after_visit_time",
-            f"The visit time {_fmt(s.plan.scheduled_start, s.policy)} has passed without "
+            f"The visit time {local_text(s.plan.scheduled_start, s.policy.timezone)} has passed without "
             "approval; the visit must be rescheduled before it can be approved.",
         )
     return [PlanApproved(comment=c.comment)]
@@ -275,7 +259,7 @@ def _check_in(s: VisitState, c: CheckIn, now: datetime) -> list[Event]:
     if ex.ended_at > now + CLOCK_SKEW:
         raise RuleViolation(
             "visit.end_in_future",
-            f"The visit's end ({_fmt(ex.ended_at, s.policy)}) is in the future; "
+            f"The visit's end ({local_text(ex.ended_at, s.policy.timezone)}) is in the future; "
             "check in after the visit has ended.",
         )
     if s.approved_at is not None and ex.started_at < s.approved_at and ex.started_at < s.plan.scheduled_start:
@@ -386,53 +370,38 @@ def _complete_item(s: VisitState, c: CompleteItem, now: datetime) -> list[Event]
     return events
 
 
-def _require_system(s: VisitState, actor: Actor) -> None:
-    if actor.role is not Role.system:
-        raise RuleViolation("role.timer", "Reminders and escalations are issued by the engine's timers only.")
+def _require_engine(actor: Actor) -> None:
+    require_engine(actor, "role.timer", "Reminders and escalations are issued by the engine's timers only.")
 
 
 def _remind(s: VisitState, c: Remind, now: datetime) -> list[Event]:
-    _require_system(s, c.actor)
-    open_ = concern(s, c.concern)
-    when = reminder_at(s, open_) if open_ else None
-    if open_ is None or when is None or c.concern in s.reminded:
-        raise RuleViolation("timer.remind", f"No reminder is pending for {c.concern!r}.")
-    if now < when or now >= open_.due_at:
-        raise RuleViolation("timer.remind", f"The reminder for {c.concern!r} is not due now.")
+    _require_engine(c.actor)
+    due = check_reminder(c, concern(s, c.concern), reminded=s.reminded, policy=s.policy, now=now)
     return [
         ReminderSent(
             concern=c.concern,
-            recipient=Actor(id=open_.owner_id, role=Role.rep),
-            due_at=open_.due_at,
-            message=f"Reminder: the {open_.what} is due by {_fmt(open_.due_at, s.policy)}.",
+            recipient=Actor(id=due.owner_id, role=Role.rep),
+            due_at=due.due_at,
+            message=f"Reminder: the {due.what} is due by {local_text(due.due_at, s.policy.timezone)}.",
         )
     ]
 
 
 def _escalate(s: VisitState, c: Escalate, now: datetime) -> list[Event]:
-    _require_system(s, c.actor)
-    open_ = concern(s, c.concern)
-    if open_ is None:
-        raise RuleViolation("timer.escalate", f"Nothing is overdue for {c.concern!r}.")
-    expected = s.escalation_levels.get(c.concern, 0) + 1
-    if c.level != expected or c.level > len(s.policy.escalation_ladder):
-        raise RuleViolation(
-            "timer.escalate", f"Escalation level {c.level} of {c.concern!r} is not the next one."
-        )
-    at = escalation_at(s, open_, c.level)
-    if now < at:
-        raise RuleViolation("timer.escalate", f"Escalation of {c.concern!r} is not due yet.")
-    recipient, role = escalation_recipient(s, c.level)
+    _require_engine(c.actor)
+    due, at = check_escalation(c, concern(s, c.concern), levels=s.escalation_levels, policy=s.policy, now=now)
     return [
         Escalated(
             concern=c.concern,
             level=c.level,
-            recipient=Actor(id=recipient, role=role),
-            due_at=open_.due_at,
+            recipient=escalation_recipient(
+                s.policy, c.level, manager_id=s.manager_id, director_id=s.director_id
+            ),
+            due_at=due.due_at,
             scheduled_for=at,
             message=(
-                f"Overdue: the {open_.what} (owed by {open_.owner_id}) was due by "
-                f"{_fmt(open_.due_at, s.policy)} and is still missing."
+                f"Overdue: the {due.what} (owed by {due.owner_id}) was due by "
+                f"{local_text(due.due_at, s.policy.timezone)} and is still missing."
             ),
         )
     ]
@@ -463,8 +432,7 @@ def decide(state: VisitState | None, command: Command, now: datetime, policy: Po
     `policy` applies to a new visit; an existing visit keeps the policy it was started with.
     """
     actor = command.actor
-    if actor.role is Role.auditor:
-        raise RuleViolation("role.auditor", "Auditors read visits; they never change them.")
+    refuse_auditor(actor, "visits")
     if isinstance(command, SubmitPlan):
         if state is not None:
             raise RuleViolation("visit.exists", f"Visit {state.visit_id} already exists; it has a plan.")
@@ -477,6 +445,7 @@ def decide(state: VisitState | None, command: Command, now: datetime, policy: Po
             "state.closed",
             f"Visit {state.visit_id} is closed ({outcome}); nothing more can be recorded on it.",
         )
-    if actor.role is Role.system and not isinstance(command, Remind | Escalate):
-        raise RuleViolation("role.system", "The engine only issues reminders and escalations.")
+    refuse_engine(
+        actor, isinstance(command, Remind | Escalate), "The engine only issues reminders and escalations."
+    )
     return _RULES[type(command)](state, command, now)

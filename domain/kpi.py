@@ -33,7 +33,6 @@ The team row adds the reps' counts, pools the late reports for its median, and j
 customer once.
 """
 
-import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -54,12 +53,11 @@ from domain.events import (
     VisitOutcome,
 )
 from domain.models import CustomerTier, Frozen, Instant
+from domain.planning import month_numbers
 from domain.policy import Policy
 from domain.state import VisitState, evolve
 
 DEFAULT_TIMEZONE = Policy().timezone
-
-_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 
 
 class TierCadence(Frozen):
@@ -105,9 +103,7 @@ class RepMonthKpi(Frozen):
 
 def month_bounds(month: str, timezone: str) -> tuple[datetime, datetime]:
     """The first instant of `month` (``YYYY-MM``) and of the month after, local to `timezone`."""
-    if not _MONTH.fullmatch(month):
-        raise ValueError(f"a month is written YYYY-MM, for example 2026-12 (got {month!r})")
-    year, number = int(month[:4]), int(month[5:])
+    year, number = month_numbers(month)
     tz = zone(timezone)
     start = datetime(year, number, 1, tzinfo=tz)
     end = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=tz)

@@ -12,17 +12,25 @@ submission are arguments, never looked up.
 """
 
 import hashlib
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from domain import alarms
 from domain.actors import Actor, Role
-from domain.alarms import Alarm, AlarmKind
-from domain.calendar import local_date, zone
+from domain.alarms import Alarm, Concern, check_escalation, check_reminder, escalation_recipient
+from domain.authority import (
+    may_open,
+    refuse_auditor,
+    refuse_engine,
+    refuse_own_manager,
+    require_approver,
+    require_engine,
+)
+from domain.calendar import local_date, local_text, zone
 from domain.chain import GENESIS_HASH
 from domain.commands import CommandBase, Escalate, Reason, Remind, SubmitPlan, VisitId
 from domain.customers import CustomerRecord
@@ -31,6 +39,7 @@ from domain.events import EventBase
 from domain.models import Customer, Frozen, Instant, Name, Plan
 from domain.plan_checks import Finding, blocking, check_month_plan
 from domain.planning import (
+    Month,
     MonthPlanVisits,
     PlannedVisit,
     PlanRules,
@@ -44,19 +53,6 @@ PLAN_CONCERN = "month_plan"
 """The concern key of a missing plan (its reminders' and escalations' `concern`)."""
 
 MAX_VISITS = 500
-
-
-_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
-
-
-def _is_a_month(value: str) -> str:
-    if not _MONTH.match(value):
-        raise ValueError("a month is written YYYY-MM, for example 2026-12")
-    return value
-
-
-Month = Annotated[str, AfterValidator(_is_a_month)]
-"""A month written ``YYYY-MM`` (in the company's time zone)."""
 
 
 def plan_id_of(rep_id: str, month: str) -> str:
@@ -457,42 +453,27 @@ def fold(events: Iterable[RecordedPlanEvent], state: MonthPlanState | None = Non
 # --- the deadline -----------------------------------------------------------------------------
 
 
-def reminder_at(state: MonthPlanState) -> datetime | None:
-    """When to remind the rep of the missing plan, or None when the policy has no reminders."""
-    before = state.policy.reminder_before
-    return state.due_at - before if before else None
-
-
-def escalation_at(state: MonthPlanState, level: int) -> datetime:
-    """When escalation `level` (1 = first rung) of a missing plan is due."""
-    return state.due_at + state.policy.escalation_ladder[level - 1].after
-
-
-def escalation_recipient(state: MonthPlanState, level: int) -> Actor:
-    """Who receives escalation `level`: the plan's manager, then its director (or the directors)."""
-    role = state.policy.escalation_ladder[level - 1].role
-    if role is Role.director:
-        return Actor(id=state.director_id or "directors", role=role)
-    return Actor(id=state.manager_id, role=role)
+def plan_concern(state: MonthPlanState) -> Concern | None:
+    """The plan as an open concern of its rep, while it is missing (not submitted, or returned)."""
+    if state.status not in MISSING:
+        return None
+    return Concern(PLAN_CONCERN, state.due_at, state.rep_id, f"visit plan for {state.month}")
 
 
 def next_alarm(state: MonthPlanState, now: datetime) -> Alarm | None:
     """The next reminder or escalation of a missing plan, still to come or overdue.
 
     The plan is missing until submitted, and again once returned; the deadline is fixed at
-    opening, so a plan returned after it is escalated further at once. A reminder whose
-    deadline has passed is skipped: the escalation says more.
+    opening, so a plan returned after it is escalated further at once.
     """
-    if state.status not in MISSING:
-        return None
-    alarms: list[Alarm] = []
-    remind = reminder_at(state)
-    if remind is not None and not state.reminded and now < state.due_at:
-        alarms.append(Alarm(remind, AlarmKind.remind, PLAN_CONCERN))
-    level = state.escalation_level + 1
-    if level <= len(state.policy.escalation_ladder):
-        alarms.append(Alarm(escalation_at(state, level), AlarmKind.escalate, PLAN_CONCERN, level))
-    return min(alarms, key=lambda a: (a.at, a.kind != AlarmKind.escalate), default=None)
+    missing = plan_concern(state)
+    return alarms.next_alarm(
+        [missing] if missing else [],
+        reminded=[PLAN_CONCERN] if state.reminded else [],
+        levels={PLAN_CONCERN: state.escalation_level},
+        policy=state.policy,
+        now=now,
+    )
 
 
 # --- opening the approved visits -----------------------------------------------------------------
@@ -543,10 +524,6 @@ _STATUS_WORDS = {
 _VISIT_ID: TypeAdapter[str] = TypeAdapter(VisitId)
 
 
-def _at(instant: datetime, policy: Policy) -> str:
-    return instant.astimezone(zone(policy.timezone)).strftime("%Y-%m-%d %H:%M %Z")
-
-
 def _listed(ids: Iterable[str], limit: int = 10) -> str:
     items = list(ids)
     more = f" and {len(items) - limit} more" if len(items) > limit else ""
@@ -561,34 +538,19 @@ def _refuse_state(s: MonthPlanState, action: str, kind: str) -> RuleViolation:
     return RuleViolation(f"state.{kind}", f"Cannot {action} {_plan_words(s)}: {_STATUS_WORDS[s.status]}.")
 
 
-def _is_approver(s: MonthPlanState, actor: Actor) -> bool:
-    if actor.role is Role.director:
-        return s.director_id is None or actor.id == s.director_id
-    return actor.role is Role.manager and actor.id == s.manager_id
-
-
 def _require_approver(s: MonthPlanState, actor: Actor, action: str, kind: str) -> None:
-    if not _is_approver(s, actor):
-        who = f"the plan's manager ({s.manager_id}) or " + (
-            f"its director ({s.director_id})" if s.director_id else "a director"
-        )
-        raise RuleViolation(f"role.{kind}", f"Only {who} may {action}; {actor.id} acts as {actor.role}.")
+    require_approver(actor, s.manager_id, s.director_id, whose="plan's", action=action, kind=kind)
 
 
 def _require_engine(actor: Actor, kind: str) -> None:
-    if actor.role is not Role.system:
-        rule = "role.timer" if kind in ("remind", "escalate") else f"role.{kind}"
-        raise RuleViolation(
-            rule, "Reminders, escalations and started visits are recorded by the engine only."
-        )
+    rule = "role.timer" if kind in ("remind", "escalate") else f"role.{kind}"
+    require_engine(actor, rule, "Reminders, escalations and started visits are recorded by the engine only.")
 
 
 def _open(command: OpenMonthPlan, now: datetime, settings: PlanSettings) -> list[PlanEvent]:
     actor = command.actor
-    if command.rep_id == command.manager_id:
-        raise RuleViolation("plan.own_manager", "A rep cannot be the manager who approves their own plan.")
-    openers = {(Role.rep, command.rep_id), (Role.manager, command.manager_id)}
-    if (actor.role, actor.id) not in openers and actor.role is not Role.director:
+    refuse_own_manager(command.rep_id, command.manager_id)
+    if not may_open(actor, command.rep_id, command.manager_id):
         raise RuleViolation(
             "role.open_month_plan",
             f"Only the rep ({command.rep_id}), their manager or a director may open the monthly plan; "
@@ -728,42 +690,39 @@ def _missing_words(s: MonthPlanState) -> str:
     return "has not been submitted"
 
 
+def _concern(s: MonthPlanState, key: str) -> Concern | None:
+    return plan_concern(s) if key == PLAN_CONCERN else None
+
+
 def _remind(s: MonthPlanState, c: Remind, now: datetime) -> list[PlanEvent]:
     _require_engine(c.actor, c.kind)
-    when = reminder_at(s)
-    if c.concern != PLAN_CONCERN or s.status not in MISSING or when is None or s.reminded:
-        raise RuleViolation("timer.remind", f"No reminder is pending for {c.concern!r}.")
-    if now < when or now >= s.due_at:
-        raise RuleViolation("timer.remind", f"The reminder for {c.concern!r} is not due now.")
+    reminded = [PLAN_CONCERN] if s.reminded else []
+    check_reminder(c, _concern(s, c.concern), reminded=reminded, policy=s.policy, now=now)
     return [
         MonthPlanReminderSent(
             recipient=Actor(id=s.rep_id, role=Role.rep),
             due_at=s.due_at,
-            message=f"Reminder: your visit plan for {s.month} is due by {_at(s.due_at, s.policy)}.",
+            message=f"Reminder: your visit plan for {s.month} is due by "
+            f"{local_text(s.due_at, s.policy.timezone)}.",
         )
     ]
 
 
 def _escalate(s: MonthPlanState, c: Escalate, now: datetime) -> list[PlanEvent]:
     _require_engine(c.actor, c.kind)
-    if c.concern != PLAN_CONCERN or s.status not in MISSING:
-        raise RuleViolation("timer.escalate", f"Nothing is overdue for {c.concern!r}.")
-    if c.level != s.escalation_level + 1 or c.level > len(s.policy.escalation_ladder):
-        raise RuleViolation(
-            "timer.escalate", f"Escalation level {c.level} of {c.concern!r} is not the next one."
-        )
-    scheduled = escalation_at(s, c.level)
-    if now < scheduled:
-        raise RuleViolation("timer.escalate", f"Escalation of {c.concern!r} is not due yet.")
+    levels = {PLAN_CONCERN: s.escalation_level}
+    _, scheduled = check_escalation(c, _concern(s, c.concern), levels=levels, policy=s.policy, now=now)
     return [
         MonthPlanEscalated(
             level=c.level,
-            recipient=escalation_recipient(s, c.level),
+            recipient=escalation_recipient(
+                s.policy, c.level, manager_id=s.manager_id, director_id=s.director_id
+            ),
             due_at=s.due_at,
             scheduled_for=scheduled,
             message=(
                 f"Overdue: the visit plan of {s.rep_id} for {s.month} was due by "
-                f"{_at(s.due_at, s.policy)} and {_missing_words(s)}."
+                f"{local_text(s.due_at, s.policy.timezone)} and {_missing_words(s)}."
             ),
         )
     ]
@@ -802,8 +761,7 @@ _RULES: dict[type, Callable[..., list[PlanEvent]]] = {
 def _common(state: MonthPlanState | None, command: CommandBase) -> MonthPlanState | None:
     """The rules every command passes first; returns the state (None only for an opening)."""
     actor = command.actor
-    if actor.role is Role.auditor:
-        raise RuleViolation("role.auditor", "Auditors read plans; they never change them.")
+    refuse_auditor(actor, "plans")
     if isinstance(command, OpenMonthPlan):
         if state is not None:
             raise RuleViolation(
@@ -813,8 +771,7 @@ def _common(state: MonthPlanState | None, command: CommandBase) -> MonthPlanStat
     if state is None:
         raise RuleViolation("plan.unknown", "This monthly plan has not been opened.")
     engine_only = isinstance(command, Remind | Escalate | RecordVisitStarted | RecordVisitNotStarted)
-    if actor.role is Role.system and not engine_only:
-        raise RuleViolation("role.system", "The engine only issues reminders, escalations and visit starts.")
+    refuse_engine(actor, engine_only, "The engine only issues reminders, escalations and visit starts.")
     return state
 
 

@@ -11,7 +11,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from domain.calendar import latest_plan_day, local_date, zone
+from domain.calendar import latest_plan_day, local_date, local_text
 from domain.customers import CustomerRecord
 from domain.models import Frozen
 from domain.planning import (
@@ -161,10 +161,6 @@ def _who(customer: CustomerRecord) -> str:
     return f"{customer.name} ({customer.id}, {customer.tier})"
 
 
-def _at(instant: datetime, policy: Policy) -> str:
-    return instant.astimezone(zone(policy.timezone)).strftime("%Y-%m-%d %H:%M %Z")
-
-
 def _plan_error(rule: Rule, visit: PlannedVisit, day: date, message: str) -> Finding:
     return Finding(
         rule=rule,
@@ -209,8 +205,8 @@ def _screen(
                     visit,
                     day,
                     f"Visit {visit.visit_id} with {who} is planned for "
-                    f"{_at(visit.scheduled_start, policy)}, which is not in {plan.month}, the month "
-                    "of this plan.",
+                    f"{local_text(visit.scheduled_start, policy.timezone)}, which is not in {plan.month}, "
+                    "the month of this plan.",
                 )
             )
         elif visit.customer_id not in owned:
@@ -250,8 +246,8 @@ def _lead_time(
                     day=day,
                     message=(
                         f"Visit {visit.visit_id} with {who} is planned for "
-                        f"{_at(visit.scheduled_start, policy)}, which had already passed when the "
-                        f"plan was submitted at {_at(submitted_at, policy)}."
+                        f"{local_text(visit.scheduled_start, policy.timezone)}, which had already passed "
+                        f"when the plan was submitted at {local_text(submitted_at, policy.timezone)}."
                     ),
                 )
             )
@@ -286,7 +282,7 @@ def _late(plan: MonthPlanVisits, submitted_at: datetime, rules: PlanRules, polic
             day=due,
             message=(
                 f"The plan for {plan.month} was due by the end of {due} and was submitted at "
-                f"{_at(submitted_at, policy)}."
+                f"{local_text(submitted_at, policy.timezone)}."
             ),
         )
     ]

@@ -3,12 +3,24 @@
 import re
 from datetime import date, timedelta
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from domain.models import CustomerTier, Frozen, Instant, Name, VisitMethod
 
-_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+
+
+def check_month(value: str) -> str:
+    """`value` when it is a month written ``YYYY-MM``, else ValueError saying how to write one."""
+    if not _MONTH.fullmatch(value):
+        raise ValueError(f"a month is written YYYY-MM, for example 2026-12 (got {value!r})")
+    return value
+
+
+Month = Annotated[str, AfterValidator(check_month)]
+"""A month written ``YYYY-MM`` (in the company's time zone)."""
 
 
 def month_of(day: date) -> str:
@@ -16,14 +28,21 @@ def month_of(day: date) -> str:
     return f"{day.year:04d}-{day.month:02d}"
 
 
+def month_numbers(month: str) -> tuple[int, int]:
+    """The year and the month number of a ``YYYY-MM`` month (ValueError when it is not one)."""
+    check_month(month)
+    return int(month[:4]), int(month[5:])
+
+
 def previous_month(month: str) -> str:
-    year, number = (int(part) for part in month.split("-"))
+    """The month before a ``YYYY-MM`` month."""
+    year, number = month_numbers(month)
     return f"{year - 1:04d}-12" if number == 1 else f"{year:04d}-{number - 1:02d}"
 
 
 def month_bounds(month: str) -> tuple[date, date]:
     """The first and the last day of a ``YYYY-MM`` month."""
-    year, number = (int(part) for part in month.split("-"))
+    year, number = month_numbers(month)
     first = date(year, number, 1)
     following = date(year + 1, 1, 1) if number == 12 else date(year, number + 1, 1)
     return first, following - timedelta(days=1)
@@ -44,15 +63,8 @@ class MonthPlanVisits(Frozen):
     """The visits a rep planned for a month (``YYYY-MM``, in the company time zone)."""
 
     rep_id: Name
-    month: str
+    month: Month
     visits: list[PlannedVisit] = Field(default_factory=list, max_length=500)
-
-    @field_validator("month")
-    @classmethod
-    def _is_a_month(cls, value: str) -> str:
-        if not _MONTH.match(value):
-            raise ValueError("a month is written YYYY-MM, for example 2026-12")
-        return value
 
 
 class Severity(StrEnum):

@@ -9,9 +9,9 @@ with `domain.verify.verify_chain` first.
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from itertools import takewhile
-from zoneinfo import ZoneInfo
 
 from domain.actors import Role
+from domain.calendar import local_text
 from domain.events import (
     Escalated,
     Event,
@@ -99,7 +99,7 @@ def timeline(events: Iterable[RecordedEvent], as_of: datetime | None = None) -> 
 
 def _when(value: datetime, state: VisitState) -> str:
     """An instant in the visit's policy time zone, to the minute."""
-    return value.astimezone(ZoneInfo(state.policy.timezone)).strftime("%Y-%m-%d %H:%M %Z")
+    return local_text(value, state.policy.timezone)
 
 
 def concern_text(concern: str) -> str:

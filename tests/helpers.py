@@ -14,8 +14,9 @@ from datetime import datetime
 
 from activities.models import AppendRequest
 from domain.actors import SYSTEM
+from domain.alarms import AlarmKind
 from domain.commands import Command, Escalate, Remind
-from domain.deadlines import AlarmKind, next_alarm
+from domain.deadlines import next_alarm
 from domain.decide import decide
 from domain.events import envelope
 from domain.policy import Policy

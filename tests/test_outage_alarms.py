@@ -19,8 +19,9 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from domain.commands import Reschedule
-from domain.events import Escalated
+from domain.events import Escalated, ReportSubmitted
 from domain.policy import Policy
+from domain.state import VisitStatus
 from settings import Settings
 from starter.client import VisitClient
 from tests import factory as f
@@ -99,5 +100,55 @@ async def test_reschedule_after_an_outage_across_the_approval_deadline_is_escala
             "SELECT kind, concern, level FROM notifications WHERE visit_id = $1 ORDER BY seq", visit_id
         )
         assert [(r["kind"], r["concern"], r["level"]) for r in rows] == [("escalation", "plan_approval", 1)]
+    finally:
+        await client.handle(visit_id).terminate("test finished")
+
+
+async def test_report_after_an_outage_across_both_rungs_is_escalated_twice_first(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
+) -> None:
+    env = dev_env
+    policy = Policy(
+        plan_lead_working_days=0,
+        report_deadline="PT3S",
+        reminder_before="PT0S",
+        escalation_ladder=[{"role": "manager", "after": "PT0S"}, {"role": "director", "after": "PT2S"}],
+    )
+    settings = Settings(task_queue=task_queue, policy=policy)
+    client = VisitClient(env.client, pool, task_queue=task_queue)
+    visit_id = f.new_id()
+    start = (await env.get_current_time()).replace(microsecond=0) + timedelta(seconds=2)
+    async with build_worker(env.client, pool, settings):
+        await client.start_visit(f.submit_plan(visit_id, start, approved_by=f.MANAGER))
+        await wait_past(env, start)
+        # The visit is recorded as ending now (within the clock-skew allowance): the report is
+        # due 3 s after its end.
+        checked_in = await client.send(visit_id, f.check_in(start, minutes=1))
+        due = (await client.state(visit_id)).report_due_at
+        assert checked_in.status is VisitStatus.awaiting_report and due is not None
+    # No worker runs while the report falls due and both rungs of the ladder pass.
+    await wait_past(env, due + timedelta(seconds=3))
+    sent = await admit_update(client, visit_id, "submit_report", f.report())
+    try:
+        async with build_worker(env.client, pool, settings):
+            result = await asyncio.wait_for(sent, timeout=60)
+        assert [e.type for e in result.events] == ["ReportSubmitted"]
+        logged = await client.history(visit_id)
+        assert [e.type for e in logged] == [
+            "PlanSubmitted",
+            "PlanApproved",
+            "VisitCheckedIn",
+            "Escalated",
+            "Escalated",
+            "ReportSubmitted",
+        ]
+        rungs = [(e.event.level, e.event.scheduled_for) for e in logged if isinstance(e.event, Escalated)]
+        assert rungs == [(1, due), (2, due + timedelta(seconds=2))]
+        report = logged[-1].event
+        assert isinstance(report, ReportSubmitted) and report.late
+        rows = await pool.fetch(
+            "SELECT level, recipient_id FROM notifications WHERE visit_id = $1 ORDER BY seq", visit_id
+        )
+        assert [(r["level"], r["recipient_id"]) for r in rows] == [(1, f.MANAGER.id), (2, f.DIRECTOR.id)]
     finally:
         await client.handle(visit_id).terminate("test finished")

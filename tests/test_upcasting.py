@@ -13,7 +13,8 @@ import pytest
 
 from activities.store import EventStore, domain_event_from_row, recorded_from_row
 from domain.actors import Actor, Role
-from domain.deadlines import concern, escalation_at, reminder_at
+from domain.alarms import escalation_at, reminder_at
+from domain.deadlines import concern
 from domain.events import Escalated, PlanSubmitted, ReminderSent
 from domain.policy import Policy
 from domain.state import VisitState, VisitStatus, evolve
@@ -74,7 +75,9 @@ def test_a_whole_hours_policy_folds_into_the_deadlines_its_log_recorded():
                 c = concern(state, e.concern)
                 assert c is not None and c.due_at == e.due_at
                 due = (
-                    reminder_at(state, c) if isinstance(e, ReminderSent) else escalation_at(state, c, e.level)
+                    reminder_at(c, state.policy)
+                    if isinstance(e, ReminderSent)
+                    else escalation_at(c, state.policy, e.level)
                 )
                 assert due == recorded.occurred_at
                 fired += 1

@@ -19,13 +19,14 @@ in its `__init__` and hands it its updates, its validators and its main loop. Th
 """
 
 import asyncio
+import hashlib
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from temporalio import workflow
 from temporalio.api.common.v1 import Payload
 from temporalio.common import RawValue, RetryPolicy
@@ -36,7 +37,6 @@ with workflow.unsafe.imports_passed_through():
     from domain.alarms import Alarm
     from domain.errors import RuleViolation
     from domain.stream import Recorded, Stream, seal
-    from workflows.handling import fingerprint, parse_command, refusal
 
 S = TypeVar("S")
 R = TypeVar("R", bound=Recorded)
@@ -69,9 +69,30 @@ Decision = Callable[[S, datetime], list[Any] | Decided | Awaitable[list[Any] | D
 """How a command is decided under the lock, given the state and the time (may run activities)."""
 
 
+def refusal(violation: RuleViolation) -> ApplicationError:
+    """A refused command as the error clients see: the sentence, typed by its rule."""
+    return ApplicationError(violation.message, type=violation.rule, non_retryable=True)
+
+
 def invalid(message: str) -> ApplicationError:
     """The refusal of input that cannot be read as a command."""
     return ApplicationError(message, type="command.invalid", non_retryable=True)
+
+
+def parse_command(model: type[C], raw: dict[str, Any]) -> C:
+    """Validate a command's JSON in the workflow, so a malformed one is refused in one clear line."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "command"
+        more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+        raise invalid(f"The command is malformed: {where}: {first['msg']}{more}.") from None
+
+
+def fingerprint(command: BaseModel) -> str:
+    """What tells a repeated command from another one sent under the same command id."""
+    return hashlib.sha256(command.model_dump_json().encode()).hexdigest()
 
 
 def decode(model: type[C], raw: Any) -> C:

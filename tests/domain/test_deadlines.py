@@ -5,12 +5,11 @@ from datetime import datetime, timedelta
 import pytest
 
 from domain.actors import Actor, Role
+from domain.alarms import Alarm, AlarmKind
 from domain.deadlines import (
     CHECK_IN,
     PLAN_APPROVAL,
     REPORT,
-    Alarm,
-    AlarmKind,
     next_alarm,
     open_concerns,
 )

@@ -14,10 +14,10 @@ from datetime import date, datetime, timedelta
 import pytest
 
 from domain.actors import SYSTEM, Actor, Role
+from domain.alarms import AlarmKind
 from domain.chain import PLAN_HASHED_FIELDS, link_hash
 from domain.commands import Escalate, Remind
 from domain.customers import CustomerRecord
-from domain.deadlines import AlarmKind
 from domain.decide import decide as decide_visit
 from domain.errors import RuleViolation
 from domain.events import GENESIS_HASH, PlanApproved, PlanSubmitted
