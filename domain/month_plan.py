@@ -398,6 +398,11 @@ def evolve(state: MonthPlanState | None, recorded: RecordedPlanEvent) -> MonthPl
     else:
         if state is None:
             raise ValueError(f"event {recorded.seq} ({e.type}) comes before the plan was opened")
+        if state.complete:
+            # Its workflow ends there: nothing the engine writes comes after.
+            raise ValueError(
+                f"event {recorded.seq} ({e.type}) comes after the plan was complete (event {state.last_seq})"
+            )
         new = state.model_copy(deep=True)
         _apply(new, recorded)
     new.last_seq = recorded.seq

@@ -1,4 +1,4 @@
-"""The auditor's timeline: what happened to a visit, who did it, when, why, and what it led to.
+"""The auditor's timeline: what happened to a visit or a monthly plan, who did it, when, why.
 
 The timeline folds the logged events with `domain.state.evolve`, the same fold the workflow
 uses, so the state shown after each step is the state the workflow acted on. Pure: no I/O.
@@ -6,9 +6,10 @@ Give it events read from the log (upcast to the current model); verify the store
 with `domain.verify.verify_chain` first.
 """
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from itertools import takewhile
+from typing import Any, TypeVar
 
 from domain.actors import Role
 from domain.calendar import local_text
@@ -33,11 +34,30 @@ from domain.events import (
     VisitRescheduled,
 )
 from domain.models import Frozen, Instant
+from domain.month_plan import (
+    MonthPlanApproved,
+    MonthPlanEscalated,
+    MonthPlanOpened,
+    MonthPlanReminderSent,
+    MonthPlanReturned,
+    MonthPlanState,
+    MonthPlanStatus,
+    MonthPlanSubmitted,
+    PlanEvent,
+    PlannedVisitNotStarted,
+    PlannedVisitStarted,
+    RecordedPlanEvent,
+)
+from domain.month_plan import evolve as evolve_plan
 from domain.state import ITEM_PREFIX, VisitState, VisitStatus, evolve
+from domain.stream import Recorded
 
 
 class TimelineEntry(Frozen):
-    """One step of a visit's history, as an auditor reads it."""
+    """One step of a stream's history (a visit's, a monthly plan's), as an auditor reads it.
+
+    `status` is the stream's status after the step (a `VisitStatus` or `MonthPlanStatus`).
+    """
 
     seq: int
     event_id: str
@@ -47,10 +67,14 @@ class TimelineEntry(Frozen):
     type: str
     what: str
     why: str = ""
-    status: VisitStatus
+    status: VisitStatus | MonthPlanStatus
 
 
-def _until(events: Iterable[RecordedEvent], as_of: datetime | None) -> Iterator[RecordedEvent]:
+R = TypeVar("R", bound=Recorded)
+S = TypeVar("S", VisitState, MonthPlanState)
+
+
+def _until(events: Iterable[R], as_of: datetime | None) -> Iterator[R]:
     if as_of is None:
         return iter(events)
     if as_of.tzinfo is None:
@@ -73,11 +97,27 @@ def state_as_of(events: Iterable[RecordedEvent], as_of: datetime) -> VisitState 
 def steps(
     events: Iterable[RecordedEvent], as_of: datetime | None = None
 ) -> Iterator[tuple[TimelineEntry, VisitState]]:
-    """Each event (up to `as_of` when given) as a timeline entry, with the state after it."""
-    state: VisitState | None = None
+    """Each visit event (up to `as_of` when given) as a timeline entry, with the state after it."""
+    return _steps(events, as_of, evolve, describe)
+
+
+def plan_steps(
+    events: Iterable[RecordedPlanEvent], as_of: datetime | None = None
+) -> Iterator[tuple[TimelineEntry, MonthPlanState]]:
+    """Each monthly plan event (up to `as_of`) as a timeline entry, with the plan after it."""
+    return _steps(events, as_of, evolve_plan, describe_plan)
+
+
+def _steps(
+    events: Iterable[R],
+    as_of: datetime | None,
+    fold_one: Callable[[S | None, R], S],
+    words: Callable[[Any, S], tuple[str, str]],
+) -> Iterator[tuple[TimelineEntry, S]]:
+    state: S | None = None
     for recorded in _until(events, as_of):
-        state = evolve(state, recorded)
-        what, why = describe(recorded.event, state)
+        state = fold_one(state, recorded)
+        what, why = words(recorded.event, state)
         entry = TimelineEntry(
             seq=recorded.seq,
             event_id=recorded.event_id,
@@ -182,3 +222,42 @@ def describe(event: Event, state: VisitState) -> tuple[str, str]:
         case VisitClosed():
             return f"Visit closed: {event.outcome.value.replace('_', ' ')}", ""
     raise ValueError(f"no description for event type {event.type}")
+
+
+def describe_plan(event: PlanEvent, state: MonthPlanState) -> tuple[str, str]:
+    """The one-line "what" of a monthly plan's event and its "why", like `describe`."""
+
+    def when(value: datetime) -> str:
+        return local_text(value, state.policy.timezone)
+
+    match event:
+        case MonthPlanOpened():
+            return f"Plan for {event.month} opened for rep {event.rep_id}; due {when(event.due_at)}", ""
+        case MonthPlanSubmitted():
+            count = len(event.visits)
+            visits = f"{count} visit{'' if count == 1 else 's'}"
+            timing = ", late" if event.late else ""
+            findings = f", {len(event.findings)} finding(s)" if event.findings else ""
+            return f"Plan submitted (revision {event.revision}{timing}): {visits}{findings}", event.note
+        case MonthPlanReturned():
+            return "Plan returned for changes", event.reason
+        case MonthPlanApproved():
+            declined = f", declined {', '.join(event.declined)}" if event.declined else ""
+            return f"Plan approved: {', '.join(event.approved)}{declined}", event.comment
+        case MonthPlanReminderSent():
+            return (
+                f"Reminder sent to {event.recipient.role.value} {event.recipient.id}: plan due "
+                f"{when(event.due_at)}",
+                event.message,
+            )
+        case MonthPlanEscalated():
+            return (
+                f"Escalated to {event.recipient.role.value} {event.recipient.id} (level {event.level}): "
+                "plan overdue",
+                event.message,
+            )
+        case PlannedVisitStarted():
+            return f"Visit {event.visit_id} opened (workflow {event.workflow_id})", ""
+        case PlannedVisitNotStarted():
+            return f"Visit {event.visit_id} not opened ({event.rule})", event.reason
+    raise ValueError(f"no description for plan event type {event.type}")

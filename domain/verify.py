@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import Any
 
-from domain.chain import HASHED_FIELDS, link_hash, row_content
+from domain.chain import HASHED_FIELDS, link_hash, stream_content
 from domain.events import GENESIS_HASH
 from domain.models import Frozen
 
@@ -41,14 +41,15 @@ class ChainProblem(StrEnum):
 
 
 class ChainReport(Frozen):
-    """The outcome of verifying one visit's log.
+    """The outcome of verifying one stream's log (`stream` "visit" or "plan", `stream_id` its id).
 
     `head_seq`/`head_hash` are those of the last row verified intact (the whole log when
     `ok`; the anchor when the log goes on after it); `events_checked` counts the rows
     examined, the first bad one included.
     """
 
-    visit_id: str
+    stream_id: str
+    stream: str = "visit"
     ok: bool
     events_checked: int
     head_seq: int
@@ -58,11 +59,12 @@ class ChainReport(Frozen):
     kind: ChainProblem | None = None
 
 
-def _content(row: Mapping[str, Any]) -> dict[str, Any]:
-    fields = {name: row[name] for name in HASHED_FIELDS}
+def stored_content(row: Mapping[str, Any], stream_field: str = "visit_id") -> dict[str, Any]:
+    """The hashed content of a row as stored, its stream named by `stream_field`."""
+    fields = {name: row[name] for name in HASHED_FIELDS[1:]}
     # The log stores event ids as uuid; the chain hashes their canonical text.
     fields["event_id"] = str(fields["event_id"])
-    return row_content(**fields)
+    return stream_content(stream_field, row[stream_field], **fields)
 
 
 class ChainVerifier:
@@ -73,10 +75,25 @@ class ChainVerifier:
     looked at to tell a deleted row from a misplaced one (a skipped seq that turns up later).
     """
 
-    __slots__ = ("_bad", "_checked", "_expected", "_gap", "_head_seq", "_name", "_prev", "_seen")
+    __slots__ = (
+        "_bad",
+        "_checked",
+        "_expected",
+        "_field",
+        "_gap",
+        "_head_seq",
+        "_name",
+        "_prev",
+        "_seen",
+        "_stream",
+        "_word",
+    )
 
-    def __init__(self, visit_id: str | None = None) -> None:
-        self._name = visit_id
+    def __init__(self, stream_id: str | None = None, *, stream_field: str = "visit_id") -> None:
+        self._name = stream_id
+        self._field = stream_field
+        self._stream = stream_field.removesuffix("_id")  # "visit", "plan": in every sentence
+        self._word = self._stream.capitalize()
         self._expected = 1
         self._prev = GENESIS_HASH
         self._head_seq = 0
@@ -98,7 +115,8 @@ class ChainVerifier:
 
     def _report(self, seq: int, kind: ChainProblem, problem: str) -> ChainReport:
         return ChainReport(
-            visit_id=self._name or "",
+            stream_id=self._name or "",
+            stream=self._stream,
             ok=False,
             events_checked=self._checked,
             head_seq=self._head_seq,
@@ -121,14 +139,14 @@ class ChainVerifier:
         self._checked += 1
         expected = self._expected
         if self._name is None:
-            self._name = row["visit_id"]
-        name = self._name
-        if row["visit_id"] != name:
+            self._name = row[self._field]
+        name, word, stream = self._name, self._word, self._stream
+        if row[self._field] != name:
             self._bad = self._report(
                 seq,
                 ChainProblem.inserted_or_reordered,
-                f"Visit {name}, event {seq} belongs to visit {row['visit_id']}: a row of another "
-                "visit was inserted.",
+                f"{word} {name}, event {seq} belongs to {stream} {row[self._field]}: a row of another "
+                f"{stream} was inserted.",
             )
             return False
         if seq < expected:
@@ -136,7 +154,7 @@ class ChainVerifier:
             self._bad = self._report(
                 seq,
                 ChainProblem.inserted_or_reordered,
-                f"Visit {name}, event {seq} {what}: rows were inserted or reordered.",
+                f"{word} {name}, event {seq} {what}: rows were inserted or reordered.",
             )
             return False
         if seq > expected:
@@ -144,13 +162,13 @@ class ChainVerifier:
             deleted = self._report(
                 expected,
                 ChainProblem.missing,
-                f"Visit {name}: event {gap} is missing (the log jumps from {expected - 1} to "
+                f"{word} {name}: event {gap} is missing (the log jumps from {expected - 1} to "
                 f"{seq}): rows were deleted.",
             )
             misplaced = self._report(
                 expected,
                 ChainProblem.inserted_or_reordered,
-                f"Visit {name}: event {expected} comes after event {seq}: rows are out of order.",
+                f"{word} {name}: event {expected} comes after event {seq}: rows are out of order.",
             )
             self._gap = (expected, deleted, misplaced)
             return False
@@ -163,7 +181,7 @@ class ChainVerifier:
                 self._bad = self._report(
                     seq,
                     ChainProblem.inserted_or_reordered,
-                    f"Visit {name}, event {seq} carries the hash of event {copied}: a copy of "
+                    f"{word} {name}, event {seq} carries the hash of event {copied}: a copy of "
                     f"event {copied} was inserted.",
                 )
             elif earlier is not None and earlier < seq - 1:
@@ -171,24 +189,24 @@ class ChainVerifier:
                 self._bad = self._report(
                     first,
                     ChainProblem.inserted_or_reordered,
-                    f"Visit {name}, event {seq} links to event {earlier}, so event {first}"
+                    f"{word} {name}, event {seq} links to event {earlier}, so event {first}"
                     f"{'' if first == seq - 1 else f' to {seq - 1}'} was inserted after the fact.",
                 )
             else:
                 self._bad = self._report(
                     seq,
                     ChainProblem.link_broken,
-                    f"Visit {name}, event {seq} does not link to event {seq - 1}: its prev_hash is "
+                    f"{word} {name}, event {seq} does not link to event {seq - 1}: its prev_hash is "
                     f"not the hash of event {seq - 1}, so event {seq - 1} was changed and re-hashed, "
                     "or rows were renumbered.",
                 )
             return False
-        computed = link_hash(self._prev, _content(row))
+        computed = link_hash(self._prev, stored_content(row, self._field))
         if computed != row["hash"]:
             self._bad = self._report(
                 seq,
                 ChainProblem.content_changed,
-                f"Visit {name}, event {seq} ({row['type']}) was changed: its content no longer "
+                f"{word} {name}, event {seq} ({row['type']}) was changed: its content no longer "
                 "matches its hash.",
             )
             return False
@@ -204,7 +222,7 @@ class ChainVerifier:
             return self._bad
         if self._gap is not None:
             return self._gap[1]
-        name = self._name
+        name, word, stream = self._name, self._word, self._stream
         if anchor is not None:
             anchor_seq, anchor_hash = anchor
             head_seq = self._head_seq
@@ -214,7 +232,7 @@ class ChainVerifier:
                 return self._report(
                     first,
                     ChainProblem.tail_mismatch,
-                    f"Visit {name}: the log ends at event {head_seq} but the visit's head is event "
+                    f"{word} {name}: the log ends at event {head_seq} but the {stream}'s head is event "
                     f"{anchor_seq}: event {gap} was deleted.",
                 )
             at_anchor = next((h for h, s in self._seen.items() if s == anchor_seq), None)
@@ -222,7 +240,7 @@ class ChainVerifier:
                 return self._report(
                     anchor_seq,
                     ChainProblem.tail_mismatch,
-                    f"Visit {name}: event {anchor_seq} does not have the visit's recorded head hash: "
+                    f"{word} {name}: event {anchor_seq} does not have the {stream}'s recorded head hash: "
                     f"the log was rewritten at or before event {anchor_seq}.",
                 )
             if head_seq > anchor_seq:
@@ -231,18 +249,20 @@ class ChainVerifier:
                 first = anchor_seq + 1
                 extra = str(first) if first == head_seq else f"{first} to {head_seq}"
                 return ChainReport(
-                    visit_id=name or "",
+                    stream_id=name or "",
+                    stream=stream,
                     ok=False,
                     events_checked=self._checked,
                     head_seq=anchor_seq,
                     head_hash=anchor_hash,
                     first_bad_seq=first,
-                    problem=f"Visit {name}: the log goes on after the visit's recorded head (event "
+                    problem=f"{word} {name}: the log goes on after the {stream}'s recorded head (event "
                     f"{anchor_seq}): event {extra} was appended outside the engine.",
                     kind=ChainProblem.tail_mismatch,
                 )
         return ChainReport(
-            visit_id=name or "",
+            stream_id=name or "",
+            stream=stream,
             ok=True,
             events_checked=self._checked,
             head_seq=self._head_seq,
@@ -255,13 +275,15 @@ def verify_chain(
     *,
     anchor: tuple[int, str] | None = None,
     visit_id: str | None = None,
+    stream_field: str = "visit_id",
 ) -> ChainReport:
-    """Verify one visit's stored rows, in the order read (ORDER BY seq).
+    """Verify one stream's stored rows, in the order read (ORDER BY seq).
 
-    `anchor` is the expected (last seq, head hash) of the visit; `visit_id` names the visit
-    when there may be no rows at all (otherwise the first row's visit is used).
+    `anchor` is the expected (last seq, head hash) of the stream; `visit_id` names it when
+    there may be no rows at all (otherwise the first row's id is used); `stream_field` is
+    the log's id column (`plan_id` for a monthly plan's log).
     """
-    verifier = ChainVerifier(visit_id)
+    verifier = ChainVerifier(visit_id, stream_field=stream_field)
     for row in rows:
         verifier.add(row)
     return verifier.finish(anchor)

@@ -550,6 +550,18 @@ def test_started_visits_are_recorded_by_the_engine_once_each_and_complete_the_pl
     submitted().refuse(started, APPROVED_AT, "plan.visit_not_approved")
 
 
+def test_an_event_after_the_plan_is_complete_does_not_follow():
+    plan = approved(["V-1"])
+    plan.apply(
+        RecordVisitStarted(command_id=cid(), actor=SYSTEM, visit_id="V-1", workflow_id="visit-V-1"),
+        APPROVED_AT,
+    )
+    assert plan.s.complete
+    late = plan.log[-1].model_copy(update={"seq": plan.s.last_seq + 1})
+    with pytest.raises(ValueError, match="after the plan was complete"):
+        evolve(plan.s, late)
+
+
 # --- the log ------------------------------------------------------------------------------------
 
 

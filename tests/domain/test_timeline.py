@@ -5,8 +5,9 @@ from datetime import datetime, timedelta
 import pytest
 
 from domain.actors import Role
+from domain.month_plan import MonthPlanStatus
 from domain.state import VisitStatus, fold
-from domain.timeline import concern_text, state_as_of, timeline
+from domain.timeline import concern_text, plan_steps, state_as_of, timeline
 from tests.domain.support import (
     APPROVED_AT,
     CHECKED_IN_AT,
@@ -29,6 +30,9 @@ from tests.domain.support import (
     submit_plan,
     submit_report,
 )
+from tests.domain.test_month_plan import APPROVED_AT as PLAN_APPROVED_AT
+from tests.domain.test_month_plan import MANAGER as PLAN_MANAGER
+from tests.domain.test_month_plan import approved
 
 RETURNED_AT = at("2026-11-16 15:00")
 LATE_REPORT_AT = at("2026-11-25 12:00")
@@ -139,3 +143,18 @@ def test_concern_text():
     assert concern_text("plan_approval") == "plan approval"
     assert concern_text("check_in") == "check-in"
     assert concern_text("item:quote") == "promised item quote"
+
+
+def test_a_monthly_plan_reads_as_a_timeline_with_its_status_after_each_step():
+    plan = approved(["V-1"])
+    entries = [entry for entry, _ in plan_steps(plan.log)]
+    assert [(e.type, e.status, e.actor_id) for e in entries] == [
+        ("MonthPlanOpened", MonthPlanStatus.awaiting_plan, plan.log[0].actor.id),
+        ("MonthPlanSubmitted", MonthPlanStatus.submitted, plan.log[1].actor.id),
+        ("MonthPlanApproved", MonthPlanStatus.approved, PLAN_MANAGER.id),
+    ]
+    assert entries[0].what.startswith(f"Plan for {plan.s.month} opened for rep {plan.s.rep_id}; due ")
+    assert entries[2].what.startswith("Plan approved: V-1")
+    # As of a moment before the approval, the plan had only been submitted.
+    before = [entry for entry, _ in plan_steps(plan.log, PLAN_APPROVED_AT - timedelta(seconds=1))]
+    assert [e.type for e in before] == ["MonthPlanOpened", "MonthPlanSubmitted"]

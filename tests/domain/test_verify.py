@@ -66,7 +66,7 @@ def test_intact_chain_is_ok(rows):
     report = verify_chain(rows)
 
     assert report.ok and report.kind is None and report.problem is None
-    assert report.visit_id == VISIT_ID
+    assert (report.stream, report.stream_id) == ("visit", VISIT_ID)
     assert report.events_checked == len(rows)
     assert (report.head_seq, report.head_hash) == (rows[-1]["seq"], rows[-1]["hash"])
 
