@@ -28,10 +28,11 @@ refused). Then the id's other runs are listed through Temporal's visibility and 
 whose appends the log holds is compared; the runs that wrote nothing are named in notes.
 """
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import (
     AliasChoices,
@@ -57,13 +58,46 @@ from temporalio.converter import DataConverter, WorkflowSerializationContext
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.store import EventStore
-from domain.chain import HASHED_FIELDS, link_hash, row_content
+from domain.chain import link_hash
+from domain.month_plan import plan_id_of
+from domain.verify import stored_content
 from starter.errors import CommandRefused, VisitNotFound
 from workflows.contract import OPENED, RecordedRef, workflow_id
+from workflows.plan_contract import PLAN_WORKFLOW_ID_PREFIX
 
-APPEND_ACTIVITY = "append_events"
-"""The activity name of `VisitActivities.append_events` (its `activity.defn` name)."""
+
+@dataclass(frozen=True)
+class Kind:
+    """What tells one stream's workflows apart: its word, its append activity, its workflow
+    ids, and how its opening command names the stream."""
+
+    stream: str
+    append_activity: str
+    workflow_id: Callable[[str], str]
+    stream_id_of: Callable[[Mapping[str, Any]], str | None]
+
+
+def _visit_of(opening: Mapping[str, Any]) -> str | None:
+    value = opening.get("visit_id")
+    return value if isinstance(value, str) else None
+
+
+def _plan_workflow_id(plan_id: str) -> str:
+    return f"{PLAN_WORKFLOW_ID_PREFIX}{plan_id}"
+
+
+def _plan_of(opening: Mapping[str, Any]) -> str | None:
+    rep, month = opening.get("rep_id"), opening.get("month")
+    return plan_id_of(rep, month) if isinstance(rep, str) and isinstance(month, str) else None
+
+
+VISITS = Kind("visit", "append_events", workflow_id, _visit_of)
+"""A visit's workflow: `VisitActivities.append_events` writes its log."""
+
+PLANS = Kind("plan", "append_plan_events", _plan_workflow_id, _plan_of)
+"""A monthly plan's workflow: `PlanActivities.append_plan_events` writes its log."""
+
+APPEND_ACTIVITY = VISITS.append_activity
 
 MAX_RESETS_FOLLOWED = 10
 
@@ -147,9 +181,10 @@ class HistoryUpdate(BaseModel):
 
 
 class VisitHistory(BaseModel):
-    """What one run of a visit's workflow did, decoded from its Temporal history."""
+    """What one run of a stream's workflow (a visit's, a plan's) did, decoded from its history."""
 
-    visit_id: str
+    stream_id: str
+    stream: str = "visit"
     workflow_id: str
     run_id: str
     workflow_status: str
@@ -195,9 +230,10 @@ class Difference(BaseModel):
 
 
 class HistoryCheck(BaseModel):
-    """The outcome of cross-checking one visit's log with its workflow history."""
+    """The outcome of cross-checking one stream's log with its workflow history."""
 
-    visit_id: str
+    stream_id: str
+    stream: str = "visit"
     workflow_id: str
     run_id: str
     workflow_status: str
@@ -261,9 +297,10 @@ def _failure_text(error: BaseException) -> str:
 class _Reader:
     """Decodes one run's history, event by event, in history order."""
 
-    def __init__(self, converter: DataConverter, workflow: str) -> None:
+    def __init__(self, converter: DataConverter, workflow: str, kind: Kind) -> None:
         self.converter = converter
         self.workflow = workflow
+        self.kind = kind
         self.appends: dict[int, HistoryAppend] = {}  # by the event id that scheduled them
         self.updates: dict[str, HistoryUpdate] = {}  # by update id
         self.start: dict[str, Any] = {}
@@ -306,7 +343,7 @@ class _Reader:
             self.start = start if isinstance(start, dict) else {}
         elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             scheduled = event.activity_task_scheduled_event_attributes
-            if scheduled.activity_type.name == APPEND_ACTIVITY:
+            if scheduled.activity_type.name == self.kind.append_activity:
                 request = await self._parse(_Request, scheduled.input, "append request", event)
                 self.appends[event.event_id] = HistoryAppend(
                     history_event_id=event.event_id,
@@ -383,16 +420,17 @@ class _Reader:
 
 
 async def decode_history(
-    history: WorkflowHistory, converter: DataConverter, namespace: str = "default"
+    history: WorkflowHistory, converter: DataConverter, namespace: str = "default", kind: Kind = VISITS
 ) -> VisitHistory:
     """The appends and updates of one run's history, decoded with `converter`."""
     context = WorkflowSerializationContext(namespace=namespace, workflow_id=history.workflow_id)
-    reader = _Reader(converter.with_context(context), history.workflow_id)
+    reader = _Reader(converter.with_context(context), history.workflow_id, kind)
     for event in history.events:
         await reader.read(event)
-    visit_id = reader.start.get("visit_id")
+    stream_id = kind.stream_id_of(reader.start) or history.workflow_id.removeprefix(kind.workflow_id(""))
     return VisitHistory(
-        visit_id=visit_id if isinstance(visit_id, str) else history.workflow_id.removeprefix(workflow_id("")),
+        stream_id=stream_id,
+        stream=kind.stream,
         workflow_id=history.workflow_id,
         run_id=reader.run_id,
         workflow_status=reader.status,
@@ -405,14 +443,20 @@ async def decode_history(
     )
 
 
-async def read_history(client: Client, visit_id: str, run_id: str | None = None) -> VisitHistory:
-    """The visit's workflow history (the latest run unless `run_id`), decoded.
+async def read_history(
+    client: Client, stream_id: str, run_id: str | None = None, kind: Kind = VISITS
+) -> VisitHistory:
+    """The stream's workflow history (the latest run unless `run_id`), decoded.
 
     Raises RPCError NOT_FOUND when Temporal has no such workflow (run).
     """
-    handle = client.get_workflow_handle(workflow_id(visit_id), run_id=run_id)
+    handle = client.get_workflow_handle(kind.workflow_id(stream_id), run_id=run_id)
     history = await handle.fetch_history()
-    return await decode_history(history, client.data_converter, client.namespace)
+    return await decode_history(history, client.data_converter, client.namespace, kind)
+
+
+def _kind(history: VisitHistory) -> Kind:
+    return PLANS if history.stream == PLANS.stream else VISITS
 
 
 # --- comparing ------------------------------------------------------------------------
@@ -422,9 +466,8 @@ Row = Mapping[str, Any]
 
 def _stored_content_hash(row: Row) -> str:
     """The hash the row's stored content and prev_hash give (the log stores ids as uuid)."""
-    fields = {name: row[name] for name in HASHED_FIELDS}
-    fields["event_id"] = str(fields["event_id"])
-    return link_hash(str(row["prev_hash"]), row_content(**fields))
+    field = "plan_id" if "plan_id" in row else "visit_id"
+    return link_hash(str(row["prev_hash"]), stored_content(row, field))
 
 
 def _what(seq: int, event_type: str, command_id: str | None) -> str:
@@ -581,8 +624,8 @@ def notes(history: VisitHistory, rows: Sequence[Row]) -> list[str]:
         )
     if not rows and history.anchor is not None:
         said.append(
-            f"The log holds no event of visit {history.visit_id} at all: is this the database "
-            "the visit was recorded in?"
+            f"The log holds no event of {history.stream} {history.stream_id} at all: is this the "
+            f"database the {history.stream} was recorded in?"
         )
     for update in history.updates:
         command = f"The {update.name} command {update.command_id}"
@@ -615,7 +658,8 @@ def notes(history: VisitHistory, rows: Sequence[Row]) -> list[str]:
 def assess(history: VisitHistory, rows: Sequence[Row], earlier: Sequence[VisitHistory] = ()) -> HistoryCheck:
     """The check's result for a decoded history and the visit's rows (pure)."""
     return HistoryCheck(
-        visit_id=history.visit_id,
+        stream_id=history.stream_id,
+        stream=history.stream,
         workflow_id=history.workflow_id,
         run_id=history.run_id,
         workflow_status=history.workflow_status,
@@ -638,7 +682,7 @@ async def _earlier_runs(client: Client, history: VisitHistory) -> tuple[list[Vis
     base = history.reset_from
     while base and len(runs) < MAX_RESETS_FOLLOWED:
         try:
-            run = await read_history(client, history.visit_id, run_id=base)
+            run = await read_history(client, history.stream_id, run_id=base, kind=_kind(history))
         except RPCError as err:
             if err.status is not RPCStatusCode.NOT_FOUND:
                 raise
@@ -776,7 +820,7 @@ async def _run_that_wrote(
         if run.run_id == latest.run_id:
             continue
         try:
-            read.append(await read_history(client, latest.visit_id, run_id=run.run_id))
+            read.append(await read_history(client, latest.stream_id, run_id=run.run_id, kind=_kind(latest)))
         except RPCError as err:
             if err.status is not RPCStatusCode.NOT_FOUND:
                 raise
@@ -811,32 +855,45 @@ async def _run_that_wrote(
     return chosen, said
 
 
-async def check_history(client: Client, store: EventStore, visit_id: str) -> HistoryCheck:
-    """Cross-check the visit's stored rows with the Temporal history of the run that wrote them.
+class StoredRows(Protocol):
+    """Where a stream's stored rows are read (`EventStore`, `PlanStore`)."""
 
-    Raises VisitNotFound when neither Temporal nor the log knows the visit, and
-    HistoryUnavailable when the log holds it but Temporal no longer has its history.
+    async def raw_rows(self, stream_id: str, /) -> list[dict[str, Any]]: ...
+
+
+async def check_history(
+    client: Client, store: StoredRows, stream_id: str, kind: Kind = VISITS
+) -> HistoryCheck:
+    """Cross-check a stream's stored rows (a visit's; a monthly plan's with `kind=PLANS` and a
+    `PlanStore`) with the Temporal history of the run that wrote them.
+
+    Raises `CommandRefused` (`<stream>.unknown`) when neither Temporal nor the log knows the
+    stream, and HistoryUnavailable when the log holds it but Temporal no longer has its history.
     """
     try:
-        history = await read_history(client, visit_id)
+        history = await read_history(client, stream_id, kind=kind)
     except RPCError as err:
         if err.status is not RPCStatusCode.NOT_FOUND:
             raise
-        logged = len(await store.raw_rows(visit_id))
+        logged = len(await store.raw_rows(stream_id))
         if not logged:
-            raise VisitNotFound(visit_id) from None
+            if kind is VISITS:
+                raise VisitNotFound(stream_id) from None
+            raise CommandRefused(
+                f"{kind.stream}.unknown", f"There is no {kind.stream} {stream_id}."
+            ) from None
         raise HistoryUnavailable(
-            f"Visit {visit_id} has {logged} event{'s' if logged != 1 else ''} in the log, but "
-            f"Temporal (namespace {client.namespace}) has no history of workflow "
-            f"{workflow_id(visit_id)}: it was deleted after the namespace's retention period, or "
-            "this is not the Temporal that ran the visit. The log's own hash chain can still be "
+            f"{kind.stream.capitalize()} {stream_id} has {logged} event{'s' if logged != 1 else ''} in the "
+            f"log, but Temporal (namespace {client.namespace}) has no history of workflow "
+            f"{kind.workflow_id(stream_id)}: it was deleted after the namespace's retention period, or "
+            f"this is not the Temporal that ran the {kind.stream}. The log's own hash chain can still be "
             "verified."
         ) from None
     # History first, then rows: an append completed in the history was committed before the
-    # rows are read. A running visit may append meanwhile, so its history is read again.
-    rows = await store.raw_rows(visit_id)
+    # rows are read. A running stream may append meanwhile, so its history is read again.
+    rows = await store.raw_rows(stream_id)
     if history.open:
-        history = _as_of(history, await read_history(client, visit_id))
+        history = _as_of(history, await read_history(client, stream_id, kind=kind))
     runs_said: list[str] = []
     if rows and not wrote(history, rows):
         # Only the latest run can be open, so the run chosen instead has ended: its

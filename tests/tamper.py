@@ -42,6 +42,15 @@ async def delete(pool: asyncpg.Pool, visit_id: str, *seqs: int) -> None:
         await conn.execute("DELETE FROM visit_events WHERE visit_id = $1 AND seq = ANY($2)", visit_id, seqs)
 
 
+async def delete_plan_rows(pool: asyncpg.Pool, plan_id: str, *seqs: int) -> None:
+    """Delete rows of a monthly plan's log (and their outbox rows)."""
+    async with past_the_triggers(pool) as conn:
+        await conn.execute(
+            "DELETE FROM plan_notifications WHERE plan_id = $1 AND seq = ANY($2)", plan_id, seqs
+        )
+        await conn.execute("DELETE FROM plan_events WHERE plan_id = $1 AND seq = ANY($2)", plan_id, seqs)
+
+
 _ASIDE = 1_000_000
 """Added to seqs moved out of the way (seq must stay positive)."""
 
