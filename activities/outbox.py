@@ -1,11 +1,25 @@
-"""The notification outbox: which events notify someone, and the rows a relay delivers."""
+"""The notification outboxes: which events notify someone, and the rows a relay delivers.
+
+Each log has its outbox table (`notifications`, `plan_notifications`), with the same
+columns apart from the stream's; an append writes the rows of its notifying events in the
+same transaction (`activities.event_log`). Here, per stream, the row an event puts there.
+"""
 
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from activities.event_log import OutboxRow
 from domain.events import NOTIFYING_EVENTS, Escalated, RecordedEvent, ReminderSent
+from domain.month_plan import (
+    PLAN_CONCERN,
+    PLAN_NOTIFYING_EVENTS,
+    MonthPlanEscalated,
+    MonthPlanReminderSent,
+    RecordedPlanEvent,
+)
+from domain.stream import Recorded
 
 NotificationKind = Literal["reminder", "escalation"]
 
@@ -30,40 +44,48 @@ class Notification(BaseModel):
     attempts: int
 
 
-INSERT_NOTIFICATION = """
-INSERT INTO notifications
-    (id, visit_id, seq, kind, recipient_id, recipient_role, level, concern, message, due_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-"""
+def notification_from_row(row: Any) -> Notification:
+    """A `Notification` from a `notifications` row."""
+    return Notification.model_validate({**dict(row), "id": str(row["id"])})
 
 
-def notification_args(recorded: RecordedEvent) -> tuple[Any, ...] | None:
-    """The outbox row `recorded` puts in the outbox (INSERT_NOTIFICATION's arguments), if any."""
+def _row(recorded: Recorded, kind: NotificationKind, level: int | None, concern: str) -> OutboxRow:
+    # Every notifying event names its recipient, message and deadline alike.
     event = recorded.event
-    if event.type not in NOTIFYING_EVENTS:
-        return None
-    if isinstance(event, ReminderSent):
-        kind: NotificationKind = "reminder"
-        level = None
-    elif isinstance(event, Escalated):
-        kind, level = "escalation", event.level
-    else:
-        # A type added to NOTIFYING_EVENTS must say here what it tells whom.
-        raise ValueError(f"no outbox row is defined for notifying event {event.type}")
-    return (
+    return OutboxRow(
         recorded.event_id,
-        recorded.visit_id,
+        recorded.stream_id,
         recorded.seq,
         kind,
         event.recipient.id,
         event.recipient.role.value,
         level,
-        event.concern,
+        concern,
         event.message,
         event.due_at,
     )
 
 
-def notification_from_row(row: Any) -> Notification:
-    """A `Notification` from a `notifications` row."""
-    return Notification.model_validate({**dict(row), "id": str(row["id"])})
+def visit_notification(recorded: RecordedEvent) -> OutboxRow | None:
+    """The `notifications` row a visit's event puts in the outbox, if any."""
+    event = recorded.event
+    if event.type not in NOTIFYING_EVENTS:
+        return None
+    if isinstance(event, ReminderSent):
+        return _row(recorded, "reminder", None, event.concern)
+    if isinstance(event, Escalated):
+        return _row(recorded, "escalation", event.level, event.concern)
+    # A type added to NOTIFYING_EVENTS must say here what it tells whom.
+    raise ValueError(f"no outbox row is defined for notifying event {event.type}")
+
+
+def plan_notification(recorded: RecordedPlanEvent) -> OutboxRow | None:
+    """The `plan_notifications` row a plan's event puts in the outbox, if any."""
+    event = recorded.event
+    if event.type not in PLAN_NOTIFYING_EVENTS:
+        return None
+    if isinstance(event, MonthPlanReminderSent):
+        return _row(recorded, "reminder", None, PLAN_CONCERN)
+    if isinstance(event, MonthPlanEscalated):
+        return _row(recorded, "escalation", event.level, PLAN_CONCERN)
+    raise ValueError(f"no outbox row is defined for notifying plan event {event.type}")

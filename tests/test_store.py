@@ -1,7 +1,11 @@
-"""Store tier: the event store on a real PostgreSQL (embedded, or VISITFLOW_TEST_DATABASE_URL).
+"""Store tier: what only the visits' store has, on a real PostgreSQL (embedded, or
+VISITFLOW_TEST_DATABASE_URL): its outbox rows, its own queries, its activities, migrations.
 
-Every test works on visits of its own (uuid-based ids) in the session's migrated database,
-so tests never see each other's rows except through global queries, which they filter.
+The guarantees every log shares (idempotent gapless appends, the chain, the read model and
+the outbox in the same transaction, rebuilds) are tested once for both logs in
+tests/test_event_log_contract.py. Every test works on visits of its own (uuid-based ids)
+in the session's migrated database, so tests never see each other's rows except through
+global queries, which they filter.
 """
 
 import asyncio
@@ -17,26 +21,15 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.db import Connection, create_pool
-from activities.errors import (
-    APPEND_ONLY_SQLSTATE,
-    CHAIN_BROKEN_SQLSTATE,
-    SEQUENCE_GAP_SQLSTATE,
-    ChainBroken,
-    DuplicateEvent,
-    InvalidAppend,
-    SequenceConflict,
-    SequenceGap,
-    StoreUnavailable,
-)
+from activities.db import create_pool
+from activities.errors import StoreUnavailable
 from activities.migrate import available_migrations, migrate
 from activities.models import AppendRequest
-from activities.store import HASHED_COLUMNS, EventStore, domain_event_from_row, upsert_summary
+from activities.store import EventStore, domain_event_from_row
 from activities.visit_activities import VisitActivities
 from domain import upcasting
-from domain.chain import link_hash, row_content
-from domain.commands import CancelVisit, SubmitReport
-from domain.events import GENESIS_HASH, PlanApproved
+from domain.commands import SubmitReport
+from domain.events import PlanApproved
 from domain.models import PromisedItemIn, Report
 from domain.policy import Policy
 from domain.state import VisitStatus
@@ -112,287 +105,30 @@ async def append_all(store: EventStore, requests: list[AppendRequest]) -> None:
         await store.append(req)
 
 
-async def count(pool: asyncpg.Pool, table: str, visit_id: str) -> int:
-    return await pool.fetchval(f"SELECT count(*) FROM {table} WHERE visit_id = $1", visit_id)
+# --- the outbox's rows -----------------------------------------------------------------
 
 
-async def insert_raw(conn: Connection, visit_id: str, seq: int, prev_hash: str) -> None:
-    """A hand-made row, bypassing the store: only the database's own checks apply."""
-    await conn.execute(
-        "INSERT INTO visit_events (visit_id, seq, event_id, type, schema_version, occurred_at,"
-        " actor_id, actor_role, command_id, payload, prev_hash, hash)"
-        " VALUES ($1, $2, $3, 'PlanApproved', 1, now(), 'mgr', 'manager', 'c', $4, $5, $6)",
-        visit_id,
-        seq,
-        uuid.uuid4(),
-        {"comment": "hand-made"},
-        prev_hash,
-        "f" * 64,
-    )
-
-
-# --- append and read back ---------------------------------------------------------------
-
-
-async def test_append_then_read_back_returns_the_same_events_hashes_and_unicode(store: EventStore) -> None:
-    driver = full_story()
-    await append_all(store, driver.requests)
-    written = [e for req in driver.requests for e in req.events]
-
-    assert await store.events(driver.visit_id) == written
-    rows = await store.raw_rows(driver.visit_id)
-    assert [r["seq"] for r in rows] == list(range(1, len(written) + 1))
-    prev = GENESIS_HASH
-    for row in rows:
-        assert row["prev_hash"] == prev
-        assert link_hash(prev, row_content(**{c: row[c] for c in HASHED_COLUMNS})) == row["hash"]
-        prev = row["hash"]
-    report_row = next(r for r in rows if r["type"] == "ReportSubmitted")
-    assert report_row["payload"]["report"]["outcome"] == UNICODE_OUTCOME
-    assert await store.visit(driver.visit_id) == driver.requests[-1].summary
-
-
-async def test_events_after_a_seq_or_until_a_time_return_that_part_of_the_log(store: EventStore) -> None:
-    driver = escalated_visit()
-    await append_all(store, driver.requests)
-    visit_id = driver.visit_id
-
-    assert [e.seq for e in await store.events(visit_id, after_seq=3)] == [4, 5, 6]
-    as_of_friday = await store.events(visit_id, until=REPORT_DUE)
-    assert [e.type for e in as_of_friday][-2:] == ["ReminderSent", "Escalated"]
-    assert await store.events(f.new_id()) == []
-
-
-async def test_find_command_returns_the_events_recorded_for_that_command(store: EventStore) -> None:
-    driver = approved_visit()
-    cancel = CancelVisit(command_id=f.new_id("c"), actor=f.REP, reason="客户临时出差")
-    driver.send(cancel, at("2026-03-03 09:00"))
-    await append_all(store, driver.requests)
-    visit_id = driver.visit_id
-
-    found = await store.find_command(visit_id, cancel.command_id)
-    assert [e.type for e in found] == ["VisitCancelled", "VisitClosed"]
-    assert found == driver.requests[-1].events
-    assert await store.find_command(visit_id, "never-sent") == []
-
-
-# --- idempotency and ordering -----------------------------------------------------------
-
-
-async def test_a_repeated_append_writes_once_and_returns_the_original_result(
-    store: EventStore, pool: asyncpg.Pool
-) -> None:
-    driver = approved_visit()
-    first, second = driver.requests
-    original = await store.append(first)
-    await store.append(second)
-
-    repeated = await store.append(first)
-
-    assert repeated.duplicate and not original.duplicate
-    assert (
-        (repeated.last_seq, repeated.head_hash)
-        == (original.last_seq, original.head_hash)
-        == (1, first.events[0].hash)
-    )
-    assert await count(pool, "visit_events", first.visit_id) == 2
-    assert (await store.visit(first.visit_id)) == second.summary
-
-
-async def test_concurrent_repeats_of_one_append_write_it_once(store: EventStore, pool: asyncpg.Pool) -> None:
-    driver = approved_visit()
-    results = await asyncio.gather(*(store.append(driver.requests[0]) for _ in range(4)))
-    assert sorted(r.duplicate for r in results) == [False, True, True, True]
-    assert await count(pool, "visit_events", driver.visit_id) == 1
-
-
-async def test_a_conflicting_seq_raises_sequence_conflict_and_writes_nothing(store: EventStore) -> None:
-    submitted_by = VisitDriver()
-    submitted = submitted_by.send(f.submit_plan(f.new_id(), START), at("2026-03-02 10:00"))
-    # Two writers with the same view of the log: both claim seq 2 with their own event.
-    winner = submitted_by.fork().send(f.approve(), at("2026-03-02 11:00"))
-    loser = submitted_by.fork().send(f.approve(), at("2026-03-02 11:05"))
-    await store.append(submitted)
-    await store.append(winner)
-
-    with pytest.raises(SequenceConflict, match="already recorded"):
-        await store.append(loser)
-
-    assert await store.events(submitted.visit_id) == [*submitted.events, *winner.events]
-    assert await store.visit(submitted.visit_id) == winner.summary
-
-
-async def test_an_event_id_reused_for_another_event_raises_duplicate_event(store: EventStore) -> None:
-    one, other = approved_visit(), approved_visit()
-    await store.append(one.requests[0])
-    reused = other.requests[0].events[0].model_copy(update={"event_id": one.requests[0].events[0].event_id})
-    forged = relabel(other.requests[0], [reused])
-
-    with pytest.raises(DuplicateEvent, match="already recorded"):
-        await store.append(forged)
-
-
-async def test_append_refuses_a_request_whose_hash_does_not_match_its_content(store: EventStore) -> None:
-    req = approved_visit().requests[0]
-    tampered = req.events[0].model_copy(update={"command_id": "someone-else"})
-
-    with pytest.raises(InvalidAppend, match="hash"):
-        await store.append(relabel(req, [tampered], rehash=False))
-    assert await store.events(req.visit_id) == []
-
-
-async def test_append_maps_a_gap_and_a_broken_chain_to_named_errors(store: EventStore) -> None:
-    driver = approved_visit()
-    driver.send(f.check_in(START, minutes=30), at("2026-03-04 11:00"))
-    submitted, approved, checked_in = driver.requests
-    await store.append(submitted)
-
-    with pytest.raises(SequenceGap, match="gap"):
-        await store.append(checked_in)
-    broken = approved.events[0].model_copy(update={"prev_hash": "a" * 64})
-    with pytest.raises(ChainBroken, match="prev_hash"):
-        await store.append(relabel(approved, [broken]))
-    assert [e.seq for e in await store.events(submitted.visit_id)] == [1]
-
-
-# --- the database guards the log --------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "statement",
-    [
-        "UPDATE visit_events SET payload = '{}'::jsonb WHERE visit_id = $1",
-        "DELETE FROM visit_events WHERE visit_id = $1",
-        # CASCADE: a plain TRUNCATE already stops at the outbox's foreign key.
-        "TRUNCATE visit_events CASCADE",
-    ],
-    ids=["update", "delete", "truncate"],
-)
-async def test_the_database_refuses_update_delete_and_truncate_of_the_log(
-    store: EventStore, pool: asyncpg.Pool, statement: str
-) -> None:
-    req = approved_visit().requests[0]
-    await store.append(req)
-    args = [req.visit_id] if "$1" in statement else []
-
-    with pytest.raises(asyncpg.PostgresError, match="append-only") as refused:
-        await pool.execute(statement, *args)
-
-    assert refused.value.sqlstate == APPEND_ONLY_SQLSTATE
-    assert await store.events(req.visit_id) == req.events
-
-
-async def test_the_database_refuses_a_gap_in_seq(pool: asyncpg.Pool) -> None:
-    visit_id = f.new_id()
-    async with rolled_back(pool) as conn:
-        with pytest.raises(asyncpg.PostgresError, match="gap") as first_not_one:
-            async with conn.transaction():
-                await insert_raw(conn, visit_id, 2, GENESIS_HASH)
-        assert first_not_one.value.sqlstate == SEQUENCE_GAP_SQLSTATE
-        await insert_raw(conn, visit_id, 1, GENESIS_HASH)
-        with pytest.raises(asyncpg.PostgresError, match="gap") as skipped:
-            async with conn.transaction():
-                await insert_raw(conn, visit_id, 3, "f" * 64)
-        assert skipped.value.sqlstate == SEQUENCE_GAP_SQLSTATE
-
-
-async def test_the_database_refuses_a_wrong_prev_hash(pool: asyncpg.Pool) -> None:
-    visit_id = f.new_id()
-    async with rolled_back(pool) as conn:
-        with pytest.raises(asyncpg.PostgresError, match="prev_hash") as not_genesis:
-            async with conn.transaction():
-                await insert_raw(conn, visit_id, 1, "a" * 64)
-        assert not_genesis.value.sqlstate == CHAIN_BROKEN_SQLSTATE
-        await insert_raw(conn, visit_id, 1, GENESIS_HASH)
-        with pytest.raises(asyncpg.PostgresError, match="prev_hash") as not_previous:
-            async with conn.transaction():
-                await insert_raw(conn, visit_id, 2, "a" * 64)
-        assert not_previous.value.sqlstate == CHAIN_BROKEN_SQLSTATE
-
-
-async def test_the_auditor_role_reads_the_log_but_cannot_write(store: EventStore, pool: asyncpg.Pool) -> None:
-    req = approved_visit().requests[0]
-    await store.append(req)
-    async with rolled_back(pool) as conn:
-        await conn.execute("SET LOCAL ROLE visitflow_auditor")
-        assert await conn.fetchval("SELECT count(*) FROM visit_events WHERE visit_id = $1", req.visit_id) == 1
-        assert await conn.fetchval("SELECT status FROM visits WHERE visit_id = $1", req.visit_id)
-        with pytest.raises(asyncpg.InsufficientPrivilegeError):
-            await insert_raw(conn, f.new_id(), 1, GENESIS_HASH)
-
-
-# --- outbox and read model --------------------------------------------------------------
-
-
-async def test_reminders_and_escalations_write_notifications_in_the_same_transaction(
-    store: EventStore,
-) -> None:
+async def test_reminders_and_escalations_tell_their_recipient_what_is_due_when(store: EventStore) -> None:
     driver = escalated_visit()
     await append_all(store, driver.requests)
     notifying = [e for req in driver.requests[-3:] for e in req.events]
 
     pending = {n.id: n for n in await store.pending_notifications(limit=10_000)}
     mine = [pending[e.event_id] for e in notifying]
-    assert [(n.kind, n.recipient_id, n.level, n.seq) for n in mine] == [
-        ("reminder", f.REP.id, None, 4),
-        ("escalation", f.MANAGER.id, 1, 5),
-        ("escalation", f.DIRECTOR.id, 2, 6),
+    assert [(n.visit_id, n.kind, n.recipient_id, n.level, n.seq) for n in mine] == [
+        (driver.visit_id, "reminder", f.REP.id, None, 4),
+        (driver.visit_id, "escalation", f.MANAGER.id, 1, 5),
+        (driver.visit_id, "escalation", f.DIRECTOR.id, 2, 6),
     ]
     assert all(n.concern == "report" and n.due_at == REPORT_DUE for n in mine)
+    assert [n.message for n in mine] == [e.event.message for e in notifying]
+    assert (await store.visit(driver.visit_id)).escalation_level == 2
 
+    assert await store.mark_failed([n.id for n in mine]) == 3
     assert await store.mark_sent([n.id for n in mine]) == 3
     assert await store.mark_sent([n.id for n in mine]) == 0
     still_pending = {n.id for n in await store.pending_notifications(limit=10_000)}
     assert still_pending.isdisjoint(n.id for n in mine)
-
-
-async def test_a_failed_append_rolls_back_its_events_and_notifications_together(
-    store: EventStore, pool: asyncpg.Pool
-) -> None:
-    driver = escalated_visit()
-    await append_all(store, driver.requests[:-1])
-    escalation = driver.requests[-1]
-    # The read-model row is written last; a value its table refuses fails the whole append.
-    refused = relabel(escalation, escalation.events, summary_update={"open_items": -1})
-
-    with pytest.raises(InvalidAppend):
-        await store.append(refused)
-
-    assert await count(pool, "visit_events", escalation.visit_id) == 5
-    assert await count(pool, "notifications", escalation.visit_id) == 2
-    assert (await store.visit(escalation.visit_id)) == driver.requests[-2].summary
-
-
-async def test_the_read_model_follows_the_log_and_never_moves_backwards(
-    store: EventStore, pool: asyncpg.Pool
-) -> None:
-    driver = full_story()
-    for req in driver.requests:
-        await store.append(req)
-        assert await store.visit(req.visit_id) == req.summary
-
-    stale = driver.requests[2].summary
-    async with pool.acquire() as conn:
-        assert not await upsert_summary(conn, stale)
-    latest = await store.visit(stale.visit_id)
-    assert latest == driver.requests[-1].summary
-    assert latest.status is VisitStatus.closed
-
-
-async def test_rebuild_read_model_reproduces_the_rows(store: EventStore, pool: asyncpg.Pool) -> None:
-    closed, escalated = full_story(), escalated_visit()
-    await append_all(store, closed.requests + escalated.requests)
-    ids = [closed.visit_id, escalated.visit_id]
-    before = [await store.visit(v) for v in ids]
-    await pool.execute(
-        "UPDATE visits SET status = 'awaiting_approval', open_items = 7, escalated = '{}', last_seq = 1"
-        " WHERE visit_id = ANY($1)",
-        ids,
-    )
-
-    assert await store.rebuild_read_model(ids[0]) == 1
-    assert await store.rebuild_read_model() >= 2
-    assert [await store.visit(v) for v in ids] == before
 
 
 async def test_overdue_lists_open_visits_past_their_deadline_or_escalated(store: EventStore) -> None:
@@ -502,35 +238,6 @@ async def test_concurrent_migrations_apply_each_version_once(server_url: str) ->
 
 
 # --- helpers ----------------------------------------------------------------------------
-
-
-def relabel(
-    req: AppendRequest,
-    events: list[Any],
-    *,
-    rehash: bool = True,
-    summary_update: dict[str, Any] | None = None,
-) -> AppendRequest:
-    """`req` with other events (re-sealed unless `rehash` is False) and a matching summary."""
-    sealed = [
-        e.model_copy(update={"hash": link_hash(e.prev_hash, e.content())}) if rehash else e for e in events
-    ]
-    summary = req.summary.model_copy(
-        update={"last_seq": sealed[-1].seq, "head_hash": sealed[-1].hash, **(summary_update or {})}
-    )
-    return AppendRequest(visit_id=req.visit_id, events=sealed, summary=summary)
-
-
-@asynccontextmanager
-async def rolled_back(pool: asyncpg.Pool) -> AsyncIterator[Connection]:
-    """A connection in a transaction that is always rolled back: hand-made rows never stay."""
-    async with pool.acquire() as conn:
-        tx = conn.transaction()
-        await tx.start()
-        try:
-            yield conn
-        finally:
-            await tx.rollback()
 
 
 @asynccontextmanager
