@@ -4,6 +4,14 @@ A plan's log (`plan_events`) is chained like a visit's; its workflow appends thr
 `append_plan_events`. The same check compares the two records and names what differs.
 """
 
+from datetime import timedelta
+
+import pytest
+
+from activities.store import EventStore
+from domain.month_plan import MonthPlanStatus
+from domain.verify import ChainProblem
+from starter.audit import Auditor, NotLogged
 from starter.history_check import PLANS, DifferenceKind, check_history
 from tests import tamper
 from tests.test_month_plan_workflow import sales_team
@@ -26,3 +34,43 @@ async def test_a_plan_log_agrees_with_its_workflow_history_and_a_deleted_row_sho
         after = await check_history(env.client, team.plans.store, plan_id, kind=PLANS)
         assert [(d.kind, d.seq) for d in after.differences] == [(DifferenceKind.missing, 6)]
         assert after.differences[0].message.startswith("Event 6 (PlannedVisitStarted")
+
+
+async def test_a_plan_is_replayed_from_its_log_and_a_rewritten_row_is_located(env, pool, task_queue):
+    async with sales_team(env, pool, task_queue) as team:
+        opened = await team.open()
+        await team.submit(team.three_visits())
+        await env.sleep(timedelta(hours=2))  # the manager approves later that day
+        approved = await team.plans.approve_month_plan(team.rep.id, team.month, team.approval())
+        await team.plans.result(team.rep.id, team.month)
+        auditor = Auditor(EventStore(pool), team.plans.store)
+
+        audit = await auditor.audit_plan(opened.plan_id)
+        assert audit.ok and audit.anchored and audit.chain.stream == "plan"
+        assert [s.entry.type for s in audit.steps][:3] == [
+            "MonthPlanOpened",
+            "MonthPlanSubmitted",
+            "MonthPlanApproved",
+        ]
+        assert audit.state is not None and audit.state.complete
+        assert audit.summary is not None and audit.summary.started == 3
+
+        approval_time = audit.steps[2].entry.occurred_at
+        before = await auditor.audit_plan(opened.plan_id, as_of=approval_time - timedelta(seconds=1))
+        assert before.state is not None and before.state.status is MonthPlanStatus.submitted
+        assert before.chain.ok  # the whole log is verified, whatever moment is shown
+
+        async with tamper.past_the_triggers(pool) as conn:
+            await conn.execute(
+                "UPDATE plan_events SET payload = jsonb_set(payload, '{comment}', '\"Approved by phone\"')"
+                " WHERE plan_id = $1 AND seq = $2",
+                opened.plan_id,
+                approved.events[0].seq,
+            )
+        tampered = await auditor.audit_plan(opened.plan_id)
+        assert not tampered.ok
+        assert (tampered.chain.first_bad_seq, tampered.chain.kind) == (3, ChainProblem.content_changed)
+        assert tampered.chain.problem and tampered.chain.problem.startswith(f"Plan {opened.plan_id}, event 3")
+
+        with pytest.raises(NotLogged):
+            await auditor.audit_plan("nobody-2026-12")
