@@ -93,7 +93,7 @@ async def measure(url: str, rounds: int, workers: int | None, say: Any) -> tuple
             )
             facts = {
                 "events": report.events,
-                "visits": report.visits,
+                "visits": report.streams,
                 "workers": report.workers,
                 "postgres": await pool.fetchval("SHOW server_version"),
             }

@@ -19,7 +19,7 @@ from activities.log_stream import id_ranges, snapshot
 from activities.store import HASHED_COLUMNS, EventStore
 from domain.chain import link_hash, row_content
 from domain.verify import ChainProblem
-from starter.log_check import BadVisit, FoldProblem, LogCheckReport, verify_log
+from starter.log_check import BadStream, FoldProblem, LogCheckReport, verify_log
 from tests import factory as f
 from tests.helpers import VisitDriver
 from tests.tamper import append_chained, past_the_triggers
@@ -77,12 +77,12 @@ def forged_hash(row: dict[str, Any]) -> str:
     return link_hash(row["prev_hash"], row_content(**{c: row[c] for c in HASHED_COLUMNS}))
 
 
-def only_problem(report: LogCheckReport, visit_id: str) -> BadVisit:
-    assert [b.visit_id for b in report.bad] == [visit_id], report.bad
+def only_problem(report: LogCheckReport, visit_id: str) -> BadStream:
+    assert [b.stream_id for b in report.bad] == [visit_id], report.bad
     return report.bad[0]
 
 
-def located(report: LogCheckReport, visit_id: str, seq: int, kind: ChainProblem | FoldProblem) -> BadVisit:
+def located(report: LogCheckReport, visit_id: str, seq: int, kind: ChainProblem | FoldProblem) -> BadStream:
     bad = only_problem(report, visit_id)
     assert (bad.first_bad_seq, bad.kind) == (seq, kind), bad.problem
     assert str(seq) in bad.problem and visit_id in bad.problem
@@ -99,7 +99,7 @@ async def test_an_intact_log_is_reported_intact_with_counts_and_rate(db):
     report = await verify_log(pool)
 
     assert report.ok and report.bad == [] and report.without_events == [] and report.without_anchor == []
-    assert (report.visits, report.intact, report.events, report.expected_events) == (3, 3, events, events)
+    assert (report.streams, report.intact, report.events, report.expected_events) == (3, 3, events, events)
     assert report.elapsed_seconds > 0 and report.events_per_second > 0
     assert report.workers == 0
 
@@ -107,7 +107,7 @@ async def test_an_intact_log_is_reported_intact_with_counts_and_rate(db):
 async def test_an_empty_log_is_intact(db):
     _, pool = db
     report = await verify_log(pool)
-    assert report.ok and (report.visits, report.events) == (0, 0)
+    assert report.ok and (report.streams, report.events) == (0, 0)
 
 
 async def test_changed_content_is_located_at_its_row(db):
@@ -124,7 +124,7 @@ async def test_changed_content_is_located_at_its_row(db):
 
     bad = located(report, victim, 2, ChainProblem.content_changed)
     assert bad.head_seq == 1
-    assert (report.visits, report.intact) == (2, 1)
+    assert (report.streams, report.intact) == (2, 1)
 
 
 async def test_a_row_deleted_in_the_middle_is_missing(db):
@@ -225,7 +225,7 @@ async def test_a_visit_whose_every_row_was_deleted_is_reported_from_the_read_mod
     assert report.without_events == [victim]
     bad = located(report, victim, 1, ChainProblem.tail_mismatch)
     assert bad.events_checked == 0
-    assert (report.visits, report.intact) == (2, 1)
+    assert (report.streams, report.intact) == (2, 1)
 
 
 async def test_a_visit_without_a_read_model_row_is_listed_as_unanchored(db):
@@ -261,7 +261,7 @@ async def test_rows_that_do_not_fold_are_reported_not_raised(db):
 
     report = await verify_log(pool)
 
-    found = {b.visit_id: b for b in report.bad}
+    found = {b.stream_id: b for b in report.bad}
     assert {v: (b.first_bad_seq, b.kind) for v, b in found.items()} == {
         unknown_item: (first, FoldProblem.unreadable),
         not_an_object: (second, FoldProblem.unreadable),
@@ -282,7 +282,7 @@ async def test_a_chained_row_appended_after_the_read_models_head_is_found(db):
     bad = located(report, victim, seq, ChainProblem.tail_mismatch)
     assert f"event {seq} was appended outside the engine" in bad.problem
     assert bad.head_seq == seq - 1
-    assert (report.visits, report.intact) == (2, 1)
+    assert (report.streams, report.intact) == (2, 1)
 
 
 async def test_an_event_after_the_visit_closed_is_found_even_with_the_head_moved_onto_it(db):
@@ -320,7 +320,7 @@ async def test_ranges_cover_every_visit_once(db):
     assert [r.upto for r in ranges[:-1]] == [r.after for r in ranges[1:]]
     assert len(ranges) > 2
     report = await verify_log(pool, events_per_range=12)
-    assert report.ok and report.visits == len(ids)
+    assert report.ok and report.streams == len(ids)
 
 
 async def test_worker_processes_find_what_one_process_finds(db):
@@ -344,7 +344,7 @@ async def test_worker_processes_find_what_one_process_finds(db):
     assert together.workers == 2 and alone.workers == 0
     keep = {"visits", "events", "intact", "bad", "without_events", "without_anchor", "expected_events"}
     assert together.model_dump(include=keep) == alone.model_dump(include=keep)
-    assert {b.visit_id: (b.first_bad_seq, b.kind) for b in together.bad} == {
+    assert {b.stream_id: (b.first_bad_seq, b.kind) for b in together.bad} == {
         ids[1]: (5, ChainProblem.missing),
         ids[4]: (1, ChainProblem.tail_mismatch),
     }

@@ -8,12 +8,15 @@ from datetime import timedelta
 
 import pytest
 
+from activities.plan_store import PLAN_LOG, PlanStore
 from activities.store import EventStore
 from domain.month_plan import MonthPlanStatus
 from domain.verify import ChainProblem
 from starter.audit import Auditor, NotLogged
 from starter.history_check import PLANS, DifferenceKind, check_history
+from starter.log_check import verify_log
 from tests import tamper
+from tests.helpers import PlanDriver
 from tests.test_month_plan_workflow import sales_team
 
 
@@ -74,3 +77,25 @@ async def test_a_plan_is_replayed_from_its_log_and_a_rewritten_row_is_located(en
 
         with pytest.raises(NotLogged):
             await auditor.audit_plan("nobody-2026-12")
+
+
+async def test_verify_all_checks_the_plans_log_and_locates_a_deleted_tail(own_pool):
+    plans = PlanStore(own_pool)
+    intact, victim = PlanDriver(), PlanDriver()
+    for driver in (intact, victim):
+        await plans.append(driver.open())
+        await plans.append(driver.submit(driver.visit(1, "2026-12-08 10:00")))
+    report = await verify_log(own_pool, tables=PLAN_LOG)
+    assert report.ok and (report.stream, report.streams, report.events) == ("plan", 2, 4)
+
+    await tamper.delete_plan_rows(own_pool, victim.plan_id, 2)
+    report = await verify_log(own_pool, tables=PLAN_LOG)
+    assert not report.ok and report.intact == 1
+    (bad,) = report.bad
+    assert (bad.stream, bad.stream_id, bad.first_bad_seq, bad.kind) == (
+        "plan",
+        victim.plan_id,
+        2,
+        ChainProblem.tail_mismatch,
+    )
+    assert bad.problem.startswith(f"Plan {victim.plan_id}: the log ends at event 1")
