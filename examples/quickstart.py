@@ -8,7 +8,7 @@ The story takes days of business time, so `python examples/quickstart.py` runs i
 Temporal's time-skipping test server (with a real worker and an embedded PostgreSQL):
 the days pass in seconds. Against a real deployment, `story` is unchanged: build the
 `VisitClient` from your Temporal client and database pool, and let the days pass.
-The README shows `story` verbatim and the test suite runs it.
+docs/python-client.md shows `story` verbatim and the test suite runs it.
 """
 
 # --8<-- [start:story]

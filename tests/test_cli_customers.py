@@ -2,8 +2,6 @@
 
 import asyncio
 import json
-import re
-import shlex
 from pathlib import Path
 
 import pytest
@@ -191,23 +189,6 @@ async def test_list_filters_and_never_prints_contacts(own_database, tmp_path):
     await visits(own_database, tmp_path, "customers", "import", write(tmp_path, odd), "--as", "manager:m-li")
     code, out, _ = await visits(own_database, tmp_path, "customers", "list", "--tier", "assist")
     assert code == 0 and "Shop [/b] & [red]Co" in out  # the name as typed, not read as markup
-
-
-async def test_the_readme_example_file_and_commands_run(own_database, tmp_path, monkeypatch):
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("## Customers") : readme.index("## Auditing")]
-    example = re.search(r"```text\n(.*?)```", section, flags=re.DOTALL)
-    commands = re.search(r"```bash\n(.*?)```", section, flags=re.DOTALL)
-    assert example is not None and commands is not None
-    monkeypatch.chdir(tmp_path)
-    write(tmp_path, example.group(1))
-    for line in commands.group(1).splitlines():
-        args = shlex.split(line, comments=True)
-        assert args[:2] == ["visits", "customers"], line
-        code, out, err = await visits(own_database, tmp_path, *args[1:])
-        assert code == 0, (line, out, err)
-    code, out, _ = await visits(own_database, tmp_path, "customers", "show", "C-17", "--as", "rep:r-wang")
-    assert "李娜, 店长" in out
 
 
 async def test_customer_input_errors_are_one_line(own_database, tmp_path):

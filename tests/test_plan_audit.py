@@ -13,10 +13,12 @@ from activities.store import EventStore
 from domain.month_plan import MonthPlanStatus
 from domain.verify import ChainProblem
 from starter.audit import Auditor, NotLogged
+from starter.bundle import Selection, export_bundle, verify_bundle
 from starter.history_check import PLANS, DifferenceKind, check_history
 from starter.log_check import verify_log
 from tests import tamper
 from tests.helpers import PlanDriver
+from tests.stories import story
 from tests.test_month_plan_workflow import sales_team
 
 
@@ -99,3 +101,32 @@ async def test_verify_all_checks_the_plans_log_and_locates_a_deleted_tail(own_po
         ChainProblem.tail_mismatch,
     )
     assert bad.problem.startswith(f"Plan {victim.plan_id}: the log ends at event 1")
+
+
+async def test_a_bundle_carries_the_plans_log_and_verifies_it_offline(own_pool, tmp_path):
+    store, plans = EventStore(own_pool), PlanStore(own_pool)
+    visit = await story(store)
+    plan = PlanDriver()
+    await plans.append(plan.open())
+    await plans.append(plan.submit(plan.visit(1, "2026-12-08 10:00")))
+
+    whole = await export_bundle(store, tmp_path / "whole", Selection())
+    assert (whole.format_version, whole.visit_count, whole.plan_count, whole.plan_event_count) == (2, 1, 1, 2)
+    report = verify_bundle(tmp_path / "whole", expect_hash=whole.bundle_hash)
+    assert report.ok, report.problems
+    assert [(c.stream, c.visit_id, c.status) for c in report.plans] == [("plan", plan.plan_id, "submitted")]
+
+    only_plan = await export_bundle(store, tmp_path / "plan", Selection(plan_ids=[plan.plan_id]))
+    assert (only_plan.visit_count, only_plan.plan_count) == (0, 1)
+    only_visit = await export_bundle(store, tmp_path / "visit", Selection(visit_ids=[visit.visit_id]))
+    assert (only_visit.visit_count, only_visit.plan_count, only_visit.plan_events_file) == (1, 0, None)
+    assert verify_bundle(tmp_path / "plan").ok and verify_bundle(tmp_path / "visit").ok
+
+    # A plan's line rewritten in the bundle: its chain and the file's hash both say so.
+    path = tmp_path / "whole" / "plan_events.jsonl"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace('"revision":1', '"revision":2', 1), encoding="utf-8")
+    tampered = verify_bundle(tmp_path / "whole")
+    assert not tampered.ok
+    assert any(p.startswith(f"Plan {plan.plan_id}, event 2") for p in tampered.problems), tampered.problems
+    assert "plan_events.jsonl was changed after export: its SHA-256 does not match." in tampered.problems
