@@ -16,6 +16,7 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.store import EventStore
@@ -68,16 +69,21 @@ class VisitClient:
 
         Sending the same command again returns the first result (`duplicate=True`).
         """
-        handle = await self.temporal.start_workflow(
-            WORKFLOW_TYPE,
-            command,
-            result_type=VisitState,
-            id=workflow_id(command.visit_id),
-            task_queue=self.task_queue,
-            # A visit id is used once; only a visit whose opening was refused may be retried.
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        )
+        try:
+            handle = await self.temporal.start_workflow(
+                WORKFLOW_TYPE,
+                command,
+                result_type=VisitState,
+                id=workflow_id(command.visit_id),
+                task_queue=self.task_queue,
+                # A visit id is used once; only a visit whose opening was refused may be retried.
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            )
+        except WorkflowAlreadyStartedError:
+            # The visit's workflow has ended (the visit is closed): a repeat of its opening
+            # is answered from the log, another opening is refused.
+            return await self._after_completion(command.visit_id, command, self.handle(command.visit_id))
         try:
             return await handle.execute_update(OPENED, command.command_id, result_type=CommandResult)
         except WorkflowUpdateFailedError as err:
@@ -119,6 +125,12 @@ class VisitClient:
             if recorded:
                 return _repeat_of(command, recorded, final)
         outcome = final.outcome.value.replace("_", " ") if final.outcome else "closed"
+        if isinstance(command, SubmitPlan):
+            raise CommandRefused(
+                "visit.exists",
+                f"Visit {visit_id} already exists and is closed ({outcome}); a visit id is used once: "
+                "plan the new visit under another id.",
+            )
         raise CommandRefused(
             "state.closed", f"Visit {visit_id} is closed ({outcome}); nothing more can be recorded on it."
         )

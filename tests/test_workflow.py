@@ -336,3 +336,20 @@ async def test_malformed_command_is_refused_in_one_line_and_records_nothing(env,
             assert isinstance(cause, ApplicationError) and cause.type == "command.invalid"
             assert cause.non_retryable and "\n" not in cause.message
         assert await types_of(client, visit_id) == ["PlanSubmitted"]
+
+
+async def test_opening_a_closed_visits_id_again_is_refused_and_a_repeat_answered(env, pool, task_queue):
+    async with engine(env, pool, task_queue) as client:
+        visit_id = f.new_id()
+        start = (await env.get_current_time()) + timedelta(days=5)
+        opening = f.submit_plan(visit_id, start)
+        first = await client.start_visit(opening)
+        cancel = CancelVisit(command_id=f.new_id("c"), actor=f.REP, reason="Customer closed")
+        await client.send(visit_id, cancel)
+        await client.handle(visit_id).result()
+        repeat = await client.start_visit(opening)
+        assert repeat.duplicate and repeat.events == first.events
+        with pytest.raises(CommandRefused) as exists:
+            await client.start_visit(f.submit_plan(visit_id, start))
+        assert exists.value.rule == "visit.exists"
+        assert "cancelled" in exists.value.message
