@@ -6,10 +6,20 @@ activity, a different order) fails every running visit with a nondeterminism err
 `replay_visits` fetches the histories of real visits from Temporal (by visit id, or all
 that a visibility query finds) and `replay_files` reads exported ones, so a pipeline can
 check them without a server. Each workflow is reported ok or failed with the reason.
+
+The replay is quiet: a failing history makes the SDK say so twice more, in its core's
+log (a WARN line per failed workflow task, written to stdout by default) and in Python's
+(`Failed activation on workflow ...` with a traceback). The outcome already carries the
+reason, so the replayer runs on a runtime of its own whose core logs below ERROR are
+dropped (those left go to Python logging, never to stdout), and the SDK's Python records
+of replayed workflows, told apart by the replayer's own namespace, are dropped too. A
+worker running in the same process keeps its logs.
 """
 
 import base64
+import functools
 import json
+import logging
 import re
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from enum import StrEnum
@@ -21,6 +31,7 @@ from pydantic import BaseModel, computed_field
 from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
+from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
@@ -31,10 +42,16 @@ from workflows.plan_contract import PLAN_WORKFLOW_TYPE, plan_workflow_id
 from workflows.visit import VisitWorkflow
 
 DEFAULT_QUERY = f"WorkflowType = '{WORKFLOW_TYPE}' OR WorkflowType = '{PLAN_WORKFLOW_TYPE}'"
+"""Every visit and monthly plan workflow in the namespace, running or closed (within retention)."""
 
 ENGINE_WORKFLOWS: tuple[type, ...] = (VisitWorkflow, MonthPlanWorkflow)
 """Every workflow the worker runs: a history of either replays against its current code."""
-"""Every visit workflow in the namespace, running or closed (within retention)."""
+
+REPLAY_NAMESPACE = "visitflow-replay"
+"""The namespace replayed workflows believe they run in; it marks their log records."""
+
+_SDK_LOGGERS = ("temporalio.workflow", "temporalio.worker._workflow_instance")
+"""The Python loggers that report on a workflow (its own logger, a failed activation)."""
 
 
 class ReplayProblem(StrEnum):
@@ -89,11 +106,42 @@ class ReplayReport(BaseModel):
         return all(o.ok for o in self.outcomes)
 
 
+class _NotReplayed(logging.Filter):
+    """Drops the records the SDK writes about a workflow being replayed here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        details = getattr(record, "temporal_workflow", None)
+        return not (isinstance(details, Mapping) and details.get("namespace") == REPLAY_NAMESPACE)
+
+
+@functools.cache
+def _quiet_runtime() -> Runtime:
+    """A runtime for replays: core logs at ERROR only, forwarded to Python logging.
+
+    Made once: each runtime starts threads of its own. The filters go on the SDK's loggers
+    here too, so they are added once, and only by a program that replays.
+    """
+    for name in _SDK_LOGGERS:
+        logging.getLogger(name).addFilter(_NotReplayed())
+    core = LoggingConfig(
+        filter=TelemetryFilter(core_level="ERROR", other_level="ERROR"),
+        forwarding=LogForwardingConfig(logger=logging.getLogger(f"{__name__}.core")),
+    )
+    # No heartbeat: a replayer talks to no server.
+    return Runtime(telemetry=TelemetryConfig(logging=core), worker_heartbeat_interval=None)
+
+
 def visit_replayer(
     workflows: Sequence[type] = ENGINE_WORKFLOWS, data_converter: DataConverter = pydantic_data_converter
 ) -> Replayer:
-    """A replayer set up as the worker is (same workflows, default sandbox, pydantic payloads)."""
-    return Replayer(workflows=list(workflows), data_converter=data_converter)
+    """A replayer set up as the worker is (same workflows, default sandbox, pydantic payloads),
+    that reports failures in its outcomes only (see the module docstring)."""
+    return Replayer(
+        workflows=list(workflows),
+        data_converter=data_converter,
+        namespace=REPLAY_NAMESPACE,
+        runtime=_quiet_runtime(),
+    )
 
 
 # The SDK core reports a failed replay as a debug dump around the failure's own message.

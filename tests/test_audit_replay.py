@@ -2,6 +2,10 @@
 change that would break running visits is reported per workflow, before deploy."""
 
 import asyncio
+import json
+import logging
+import os
+import subprocess
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -11,8 +15,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from starter.binaries import find_binary
 from starter.client import VisitClient
-from starter.replay import ReplayProblem, replay_files, replay_visits
+from starter.replay import ReplayProblem, opened_workflow_id, replay_files, replay_visits
 from tests import factory as f
+from tests.test_cli import visits_script
 from tests.test_history_check import engine, reported_late
 from workflows.contract import WORKFLOW_TYPE, workflow_id
 
@@ -29,6 +34,16 @@ class PausingVisitWorkflow:
     @workflow.run
     async def run(self, start: dict[str, Any]) -> None:
         await workflow.sleep(timedelta(minutes=1))
+
+
+@workflow.defn(name=WORKFLOW_TYPE, sandboxed=False)
+class BrokenVisitWorkflow:
+    """The visit workflow as a change that raises might leave it (unsandboxed as above)."""
+
+    @workflow.run
+    async def run(self, start: dict[str, Any]) -> None:
+        workflow.logger.warning("about to break")
+        raise RuntimeError("the changed code broke")
 
 
 async def closed_lifecycle(client: VisitClient, env: WorkflowEnvironment) -> str:
@@ -131,3 +146,58 @@ async def test_histories_exported_by_the_temporal_cli_replay_without_a_server(de
     assert current.outcomes[1].source == str(broken)
     assert (current.replayed, current.failed, current.unavailable) == (1 + len(committed), 0, 1)
     assert changed.outcomes[0].problem is ReplayProblem.nondeterminism
+
+
+def _changed_history(tmp_path: Path) -> tuple[Path, str]:
+    """A committed history edited so the current code no longer replays it, and its workflow id."""
+    text = (HISTORIES / "lifecycle_with_promised_items.json").read_text()
+    changed = tmp_path / "changed.json"
+    changed.write_text(text.replace('"name": "append_events"', '"name": "append_changed"'))
+    found = opened_workflow_id(json.loads(text))
+    assert found is not None
+    return changed, found
+
+
+def test_replay_command_prints_its_summary_and_one_line_per_failed_history_only(tmp_path):
+    changed, failing_id = _changed_history(tmp_path)
+    passing = HISTORIES / "late_report_escalated_twice.json"
+    env = {**os.environ, "VISITFLOW_DATA_DIR": str(tmp_path / "none")}
+
+    def replay(*extra: str) -> subprocess.CompletedProcess[str]:
+        args = ["audit", "replay", "--file", str(changed), "--file", str(passing), *extra]
+        return subprocess.run(
+            [*visits_script(), *args], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env
+        )
+
+    ran = replay()
+    assert ran.returncode == 3
+    # No "WARN temporalio_sdk_core ... Failing workflow task" line from the SDK's core, on
+    # either stream: the failure's reason is already the command's own line.
+    assert ran.stdout.splitlines() == [
+        f"{failing_id}: nondeterminism: [TMPRL1100] Nondeterminism error: Activity type of scheduled "
+        "event 'append_changed' does not match activity type of activity command 'append_events'",
+        "Replayed 2 histories: 1 passed, 1 failed, 0 unavailable; NOT every history replays.",
+    ]
+    assert ran.stderr == ""
+    ran = replay("--json")
+    assert ran.returncode == 3 and ran.stderr == ""
+    body = json.loads(ran.stdout)  # the whole of stdout is the report
+    assert (body["passed"], body["failed"]) == (1, 1)
+
+
+async def test_a_failing_replay_is_reported_once_not_also_logged_by_the_sdk(tmp_path, caplog, capfd):
+    changed, failing_id = _changed_history(tmp_path)
+    with caplog.at_level(logging.INFO):
+        broken = await replay_files(
+            [HISTORIES / "lifecycle_with_promised_items.json"], workflows=[BrokenVisitWorkflow]
+        )
+        changed_report = await replay_files([changed])
+    assert [(o.workflow_id, o.problem, o.reason) for o in broken.outcomes] == [
+        (failing_id, ReplayProblem.error, "the changed code broke")
+    ]
+    assert changed_report.outcomes[0].problem is ReplayProblem.nondeterminism
+    # Neither the SDK's "Failed activation on workflow ..." warning with its traceback, nor
+    # the workflow's own logger, nor the core's WARN line.
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO] == []
+    printed = capfd.readouterr()
+    assert "Failing workflow task" not in printed.out + printed.err

@@ -268,12 +268,49 @@ async def test_overdue_lists_a_visit_escalated_for_a_missing_check_in(
             assert cell in row
         assert row.rstrip(" │").endswith("1")  # escalation level 1: the manager
 
-        rows = json.loads((await cli("overdue", "--at", now, "--json")).stdout)
+        rows = json.loads((await cli("overdue", "--at", now, "--json")).stdout)["overdue"]
         mine = next(r for r in rows if r["visit_id"] == visit_id)
         assert mine["escalated"] == ["check_in"] and mine["escalation_level"] == 1
 
         shown = await cli("show", visit_id)
         assert "Escalated to manager m-li (level 1): check-in overdue" in shown.stdout
+
+
+async def test_overdue_lists_an_open_visit_whose_workflow_ended_even_before_any_deadline(
+    env, own_pool, own_database, task_queue, tmp_path
+):
+    async with servers(env, own_pool, own_database, task_queue, tmp_path) as cli:
+        visit_id = f.new_id()
+        at = await visit_time(env)
+        await cli(*start_args(visit_id, at))
+        await cli("approve", visit_id, "--as", "manager:m-li")
+        await env.client.get_workflow_handle(workflow_id(visit_id)).terminate(reason="Opened by mistake")
+
+        ran = await cli("overdue")
+        assert ran.code == 0, ran.stderr
+        nothing, heading, finding = ran.stdout.strip().splitlines()
+        assert nothing.startswith("Nothing overdue at ")  # its check-in is a week away
+        assert heading == "Open, but no workflow follows their deadlines:"
+        assert finding.startswith(
+            f"  - Visit {visit_id} is open (approved) but its workflow was terminated at "
+        )
+        assert finding.endswith("See docs/operations.md to recover it.")
+
+        body = json.loads((await cli("overdue", "--json")).stdout)
+        assert body["overdue"] == [] and body["workflows_checked"] is True
+        assert [(u["stream_id"], u["ended"]) for u in body["unfollowed"]] == [(visit_id, "terminated")]
+
+    # Without Temporal the database still answers, with one line saying what was not checked.
+    cli = Cli(Settings(database_url=own_database, temporal_address="127.0.0.1:1", data_dir=tmp_path))
+    ran = await cli("overdue")
+    assert ran.code == 0, ran.stderr
+    nothing, unchecked = ran.stdout.strip().splitlines()
+    assert nothing.startswith("Nothing overdue at ")
+    assert unchecked.startswith("Workflows not checked: Cannot reach the Temporal server at 127.0.0.1:1 (")
+    assert unchecked.endswith("An open visit or plan whose workflow has ended would not show.")
+    body = json.loads((await cli("overdue", "--json")).stdout)
+    assert (body["overdue"], body["unfollowed"], body["workflows_checked"]) == ([], [], False)
+    assert body["workflows_problem"].startswith("Cannot reach the Temporal server")
 
 
 async def test_audit_cross_checks_the_log_with_temporal_and_replays_the_history(

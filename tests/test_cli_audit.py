@@ -1,7 +1,9 @@
-"""`visits audit`, run as an auditor would against a real log (no Temporal needed for these)."""
+"""`visits audit`, run as an auditor would against a real log (and Temporal's test server, for
+the workflows of open visits)."""
 
 import asyncio
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -11,8 +13,11 @@ from activities.store import EventStore
 from settings import Settings
 from starter.cli import app
 from starter.cli.common import CliContext
+from tests import factory as f
 from tests import tamper
 from tests.stories import story
+from tests.test_cli import servers, start_args, visit_time
+from workflows.contract import workflow_id
 
 pytestmark = pytest.mark.store
 
@@ -99,16 +104,89 @@ async def test_verify_all_checks_every_chain_and_names_the_bad_ones(own_database
     store = EventStore(own_pool)
     for n in range(3):
         await story(store, f"v-{n}")
-    code, out, err = await visits(own_database, tmp_path, "audit", "verify", "--all")
+    code, out, err = await visits(own_database, tmp_path, "audit", "verify", "--all", "--no-temporal")
     assert code == 0, err
-    assert out.startswith("Verified 33 events of 3 visits in ")
-    assert out.rstrip().endswith("3 intact; every chain intact and anchored.")
+    chain, workflows = out.strip().splitlines()
+    assert chain.startswith("Verified 33 events of 3 visits in ")
+    assert chain.endswith("3 intact; every chain intact and anchored.")
+    assert workflows == (
+        "The liveness of workflows was not checked (--no-temporal): an open visit or plan whose "
+        "workflow has ended would not show."
+    )
 
     await tamper.change_payload(own_pool, "v-1", 7, reason="No reason")
-    code, out, _ = await visits(own_database, tmp_path, "audit", "verify", "--all")
+    code, out, _ = await visits(own_database, tmp_path, "audit", "verify", "--all", "--no-temporal")
     assert code == 3
     assert "2 intact; NOT INTACT." in out
     assert "  - v-1: event 7 (content_changed): Visit v-1, event 7 (ReportReturned) was changed" in out
-    code, out, _ = await visits(own_database, tmp_path, "audit", "verify", "--all", "--json")
+    code, out, _ = await visits(own_database, tmp_path, "audit", "verify", "--all", "--no-temporal", "--json")
     body = json.loads(out)
-    assert body["ok"] is False and [b["visit_id"] for b in body["bad"]] == ["v-1"]
+    assert body["ok"] is False and [b["stream_id"] for b in body["bad"]] == ["v-1"]
+    assert body["liveness"] is None
+
+
+async def test_verify_all_without_temporal_says_so_in_one_line_unless_told_to_check_the_log_alone(
+    own_database, own_pool, tmp_path
+):
+    await story(EventStore(own_pool), "v-0")
+    code, out, err = await visits(own_database, tmp_path, "audit", "verify", "--all")
+    assert code == 1 and out == ""
+    assert err.strip() == (
+        "No Temporal server is configured: start one with `visits dev`, or set VISITFLOW_TEMPORAL_ADDRESS. "
+        "The workflows of open visits and plans cannot be checked; --no-temporal verifies the log alone."
+    )
+    settings = Settings(database_url=own_database, temporal_address="127.0.0.1:1", data_dir=tmp_path)
+    ran = await asyncio.to_thread(
+        CliRunner().invoke, app, ["audit", "verify", "--all"], obj=CliContext(settings=settings)
+    )
+    assert ran.exit_code == 1 and ran.stdout == ""
+    assert len(ran.stderr.strip().splitlines()) == 1
+    assert ran.stderr.startswith("Cannot reach the Temporal server at 127.0.0.1:1 (")
+    assert ran.stderr.rstrip().endswith("--no-temporal verifies the log alone.")
+
+
+async def test_verify_all_reports_an_open_visit_whose_workflow_was_terminated_and_exits_3(
+    env, own_pool, own_database, task_queue, tmp_path
+):
+    async with servers(env, own_pool, own_database, task_queue, tmp_path) as cli:
+        at = await visit_time(env)
+        stopped, running = f.new_id(), f.new_id()
+        for visit_id in (stopped, running):
+            assert (await cli(*start_args(visit_id, at))).code == 0
+            assert (await cli("approve", visit_id, "--as", "manager:m-li")).code == 0
+        await env.client.get_workflow_handle(workflow_id(stopped)).terminate(reason="Opened by mistake")
+
+        ran = await cli("audit", "verify", "--all")
+        assert ran.code == 3, ran.stderr
+        chain, workflows, finding = ran.stdout.strip().splitlines()
+        # The log is intact: only a look at Temporal shows that nothing follows the visit.
+        assert chain.endswith("2 intact; every chain intact and anchored.")
+        assert workflows == (
+            "Workflows: 1 of the 2 open visit(s) and 0 open plan(s) have no running workflow; nothing "
+            "follows their deadlines:"
+        )
+        assert finding.startswith(
+            f"  - Visit {stopped} is open (approved) but its workflow was terminated at "
+        )
+        assert finding.endswith(
+            f"(Opened by mistake): it takes no commands and its deadlines are no longer followed (next: "
+            f"check-in due {at + timedelta(minutes=150):%Y-%m-%d %H:%M} CST). See docs/operations.md to "
+            "recover it."
+        )
+
+        ran = await cli("audit", "verify", "--all", "--json")
+        assert ran.code == 3
+        body = json.loads(ran.stdout)
+        assert body["ok"] is False and body["bad"] == []
+        assert body["liveness"]["ok"] is False and body["liveness"]["running"] == 1
+        [unfollowed] = body["liveness"]["unfollowed"]
+        assert (unfollowed["kind"], unfollowed["stream_id"], unfollowed["workflow_id"]) == (
+            "visit",
+            stopped,
+            workflow_id(stopped),
+        )
+        assert (unfollowed["ended"], unfollowed["reason"], unfollowed["concern"]) == (
+            "terminated",
+            "Opened by mistake",
+            "check_in",
+        )

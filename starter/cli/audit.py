@@ -2,7 +2,8 @@
 
 `visits audit ID` is short for `visits audit show ID`. Exit codes: 0 when everything
 checked is intact, 3 when a check found a problem (tampering, a gap, a difference with
-Temporal's history, a replay failure), 1 for errors, 2 for bad input.
+Temporal's history, a replay failure, an open visit or plan whose workflow has ended), 1
+for errors (a server that cannot be reached included), 2 for bad input.
 """
 
 from datetime import date, datetime, time
@@ -12,10 +13,12 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from temporalio.client import Client
 from typer.core import TyperGroup
 
+from activities.plan_store import PlanStore
 from activities.store import EventStore
-from connect import database_url
+from connect import NotConfigured, database_url
 from domain.calendar import zone
 from settings import Settings
 from starter.audit import Auditor, VisitAudit
@@ -24,6 +27,7 @@ from starter.cli.common import (
     BadInput,
     CliContext,
     JsonOut,
+    Unreachable,
     console,
     dump,
     event_store,
@@ -36,6 +40,7 @@ from starter.cli.common import (
 from starter.cli.output import state_lines, timeline_table
 from starter.history_check import HistoryCheck
 from starter.history_check import check_history as compare_with_history
+from starter.liveness import LivenessReport, check_liveness
 from starter.log_check import LogCheckReport, verify_log
 from starter.replay import DEFAULT_QUERY, ReplayReport, replay_files, replay_visits
 
@@ -283,7 +288,18 @@ def verify(
         Path | None, typer.Argument(metavar="[BUNDLE]", help="A bundle directory to check offline.")
     ] = None,
     everything: Annotated[
-        bool, typer.Option("--all", help="Check every visit's chain in the database, with a progress bar.")
+        bool,
+        typer.Option(
+            "--all",
+            help="Check every visit's chain in the database, with a progress bar, then that every open "
+            "visit and plan still has a running workflow.",
+        ),
+    ] = False,
+    no_temporal: Annotated[
+        bool,
+        typer.Option(
+            "--no-temporal", help="With --all: verify the log alone, without asking Temporal about workflows."
+        ),
     ] = False,
     expect_hash: Annotated[
         str | None, typer.Option("--expect-hash", help="The bundle hash noted at export.")
@@ -296,7 +312,7 @@ def verify(
     if bundle is not None:
         ok = run(ctx, lambda cli, settings: _verify_bundle(bundle, expect_hash, as_json))
     else:
-        ok = run(ctx, lambda cli, settings: _verify_all(settings, as_json))
+        ok = run(ctx, lambda cli, settings: _verify_all(settings, as_json, temporal=not no_temporal))
     if not ok:
         raise typer.Exit(EXIT_PROBLEMS)
 
@@ -323,40 +339,90 @@ def _print_bundle_report(bundle: Path, report: BundleReport) -> None:
         typer.echo(f"  - {problem}")
 
 
-async def _verify_all(settings: Settings, as_json: bool) -> bool:
+async def _liveness_client(settings: Settings) -> Client:
+    """The Temporal client the liveness check needs, connected before the long chain check."""
+    try:
+        return await temporal_client(settings)
+    except (NotConfigured, Unreachable) as err:
+        raise Unreachable(
+            f"{err} The workflows of open visits and plans cannot be checked; --no-temporal verifies "
+            "the log alone."
+        ) from None
+
+
+async def _verify_all(settings: Settings, as_json: bool, *, temporal: bool) -> bool:
     url = database_url(settings)
+    client = await _liveness_client(settings) if temporal else None
     async with event_store(settings) as store:
         if as_json:
             report = await verify_log(store.pool, database_url=url)
-            dump(report.model_dump(mode="json"))
-            return report.ok
-        columns = (
-            TextColumn("Verifying the log"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("events"),
-            TimeRemainingColumn(),
+        else:
+            report = await _verify_with_progress(store, url)
+            _print_log_report(report)
+        liveness = (
+            await check_liveness(client, store, PlanStore(store.pool), timezone=settings.policy.timezone)
+            if client is not None
+            else None
         )
-        # On stderr, and only on a terminal: the summary on stdout stays clean for pipes.
-        screen = Console(stderr=True)
-        with Progress(*columns, console=screen, transient=True, disable=not screen.is_terminal) as bar:
-            task = bar.add_task("verify", total=None)
-            report = await verify_log(
-                store.pool,
-                database_url=url,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
-            )
-    _print_log_report(report)
-    return report.ok
+    ok = report.ok and (liveness is None or liveness.ok)
+    if as_json:
+        body: dict[str, Any] = report.model_dump(mode="json")
+        body["liveness"] = liveness.model_dump(mode="json") if liveness is not None else None
+        body["ok"] = ok
+        dump(body)
+    else:
+        _print_liveness(liveness)
+    return ok
+
+
+async def _verify_with_progress(store: EventStore, url: str) -> LogCheckReport:
+    columns = (
+        TextColumn("Verifying the log"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("events"),
+        TimeRemainingColumn(),
+    )
+    # On stderr, and only on a terminal: the summary on stdout stays clean for pipes.
+    screen = Console(stderr=True)
+    with Progress(*columns, console=screen, transient=True, disable=not screen.is_terminal) as bar:
+        task = bar.add_task("verify", total=None)
+        return await verify_log(
+            store.pool,
+            database_url=url,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+
+
+def _print_liveness(report: LivenessReport | None) -> None:
+    if report is None:
+        typer.echo(
+            "The liveness of workflows was not checked (--no-temporal): an open visit or plan whose "
+            "workflow has ended would not show."
+        )
+        return
+    if not report.visits and not report.plans:
+        typer.echo("Workflows: no visit or plan is open, so none needs a running workflow.")
+        return
+    streams = f"{report.visits} open visit(s) and {report.plans} open plan(s)"
+    if report.ok:
+        typer.echo(f"Workflows: each of the {streams} has a running workflow.")
+        return
+    typer.echo(
+        f"Workflows: {len(report.unfollowed)} of the {streams} have no running workflow; nothing "
+        "follows their deadlines:"
+    )
+    for finding in report.unfollowed:
+        typer.echo(f"  - {finding.message}")
 
 
 def _print_log_report(report: LogCheckReport) -> None:
     verdict = "every chain intact and anchored" if report.ok else "NOT INTACT"
     typer.echo(
-        f"Verified {report.events} events of {report.visits} visits in {report.elapsed_seconds:.1f} s "
+        f"Verified {report.events} events of {report.streams} visits in {report.elapsed_seconds:.1f} s "
         f"({report.events_per_second:,.0f} events/s): {report.intact} intact; {verdict}."
     )
     for bad in report.bad:
-        typer.echo(f"  - {bad.visit_id}: event {bad.first_bad_seq} ({bad.kind}): {bad.problem}")
+        typer.echo(f"  - {bad.stream_id}: event {bad.first_bad_seq} ({bad.kind}): {bad.problem}")
     for visit_id in report.without_anchor:
         typer.echo(f"  - {visit_id}: has events but no read-model head; its newest events cannot be checked.")

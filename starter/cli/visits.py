@@ -15,6 +15,7 @@ import typer
 from pydantic import BaseModel
 from temporalio.service import RPCError
 
+from activities.plan_store import PlanStore
 from connect import NotConfigured
 from domain import commands as c
 from domain.state import VisitState, VisitStatus, fold
@@ -47,10 +48,12 @@ from starter.cli.common import (
     parse_actor,
     put,
     run,
+    temporal_client,
     visit_client,
 )
 from starter.cli.output import state_lines, timeline_table, visits_table
 from starter.client import CommandRefused, VisitNotFound
+from starter.liveness import check_liveness
 from workflows.contract import OPENED, STATE, UPDATES, WORKFLOW_ID_PREFIX, WORKFLOW_TYPE, CommandResult
 
 visits_app = typer.Typer()
@@ -478,19 +481,53 @@ def overdue(
     ] = None,
     as_json: JsonOut = False,
 ) -> None:
-    """Open visits past a deadline or escalated, soonest deadline first."""
+    """Open visits past a deadline or escalated, soonest deadline first; then the open visits and
+    plans whose workflow has ended, so nothing follows their deadlines."""
 
     async def main(cli: CliContext, settings: Settings) -> None:
         now = instant(at, "--at") or datetime.now(UTC)
+        unchecked: str | None = None
         async with event_store(settings) as store:
             rows = await store.overdue(now)
+            try:
+                async with asyncio.timeout(cli.timeout):
+                    liveness = await check_liveness(
+                        await temporal_client(settings),
+                        store,
+                        PlanStore(store.pool),
+                        timezone=settings.policy.timezone,
+                    )
+            # The database is the system of record: what it says is shown whatever Temporal does.
+            except (NotConfigured, Unreachable) as err:
+                liveness, unchecked = None, str(err)
+            except RPCError as err:
+                liveness, unchecked = None, f"Temporal refused the request: {err.message}"
+            except TimeoutError:
+                liveness, unchecked = None, f"Temporal did not answer within {cli.timeout:g} s."
+        unfollowed = liveness.unfollowed if liveness is not None else []
         if as_json:
-            dump([r.model_dump(mode="json") for r in rows])
+            dump(
+                {
+                    "overdue": [r.model_dump(mode="json") for r in rows],
+                    "unfollowed": [u.model_dump(mode="json") for u in unfollowed],
+                    "workflows_checked": liveness is not None,
+                    "workflows_problem": unchecked,
+                }
+            )
             return
-        if not rows:
+        if rows:
+            console().print(visits_table(rows, settings.policy.timezone, title="Overdue", overdue=True))
+        else:
             typer.echo(f"Nothing overdue at {local(now, settings.policy.timezone)}.")
-            return
-        console().print(visits_table(rows, settings.policy.timezone, title="Overdue", overdue=True))
+        if unfollowed:
+            typer.echo("Open, but no workflow follows their deadlines:")
+            for finding in unfollowed:
+                typer.echo(f"  - {finding.message}")
+        if unchecked is not None:
+            typer.echo(
+                f"Workflows not checked: {unchecked} An open visit or plan whose workflow has ended "
+                "would not show."
+            )
 
     run(ctx, main)
 
