@@ -106,9 +106,10 @@ async def test_verify_all_checks_every_chain_and_names_the_bad_ones(own_database
         await story(store, f"v-{n}")
     code, out, err = await visits(own_database, tmp_path, "audit", "verify", "--all", "--no-temporal")
     assert code == 0, err
-    chain, workflows = out.strip().splitlines()
+    chain, plans, workflows = out.strip().splitlines()
     assert chain.startswith("Verified 33 events of 3 visits in ")
     assert chain.endswith("3 intact; every chain intact and anchored.")
+    assert plans.startswith("Verified 0 events of 0 monthly plans in ")
     assert workflows == (
         "The liveness of workflows was not checked (--no-temporal): an open visit or plan whose "
         "workflow has ended would not show."
@@ -122,6 +123,7 @@ async def test_verify_all_checks_every_chain_and_names_the_bad_ones(own_database
     code, out, _ = await visits(own_database, tmp_path, "audit", "verify", "--all", "--no-temporal", "--json")
     body = json.loads(out)
     assert body["ok"] is False and [b["stream_id"] for b in body["bad"]] == ["v-1"]
+    assert body["plans"]["ok"] is True and body["plans"]["stream"] == "plan"
     assert body["liveness"] is None
 
 
@@ -158,7 +160,7 @@ async def test_verify_all_reports_an_open_visit_whose_workflow_was_terminated_an
 
         ran = await cli("audit", "verify", "--all")
         assert ran.code == 3, ran.stderr
-        chain, workflows, finding = ran.stdout.strip().splitlines()
+        chain, _plans, workflows, finding = ran.stdout.strip().splitlines()
         # The log is intact: only a look at Temporal shows that nothing follows the visit.
         assert chain.endswith("2 intact; every chain intact and anchored.")
         assert workflows == (

@@ -4,6 +4,7 @@ A plan's log (`plan_events`) is chained like a visit's; its workflow appends thr
 `append_plan_events`. The same check compares the two records and names what differs.
 """
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -19,6 +20,7 @@ from starter.log_check import verify_log
 from tests import tamper
 from tests.helpers import PlanDriver
 from tests.stories import story
+from tests.test_cli_audit import visits
 from tests.test_month_plan_workflow import sales_team
 
 
@@ -130,3 +132,47 @@ async def test_a_bundle_carries_the_plans_log_and_verifies_it_offline(own_pool, 
     assert not tampered.ok
     assert any(p.startswith(f"Plan {plan.plan_id}, event 2") for p in tampered.problems), tampered.problems
     assert "plan_events.jsonl was changed after export: its SHA-256 does not match." in tampered.problems
+
+
+async def test_the_audit_commands_take_monthly_plans(own_database, own_pool, tmp_path):
+    plans = PlanStore(own_pool)
+    plan = PlanDriver()
+    await plans.append(plan.open())
+    await plans.append(plan.submit(plan.visit(1, "2026-12-08 10:00")))
+    await plans.append(plan.approve())
+    rep, month = plan.rep.id, plan.month
+
+    code, out, err = await visits(own_database, tmp_path, "audit", "plan", rep, month)
+    assert code == 0, err
+    assert out.startswith("Log: intact, 3 events chained from event 1 to 3")
+    assert f"Plan {plan.plan_id}: approved" in out
+    approved = next(line for line in out.splitlines() if "MonthPlanApproved" in line)
+    assert "Plan approved:" in approved and approved.rstrip(" │").endswith("approved")
+    code, out, _ = await visits(
+        own_database, tmp_path, "audit", "plan", rep, month, "--as-of", "2026-11-21", "--json"
+    )
+    body = json.loads(out)
+    assert code == 0 and body["ok"] and body["state"]["status"] == "submitted"
+
+    code, out, err = await visits(
+        own_database, tmp_path, "audit", "export", str(tmp_path / "b"), "--plan", f"{rep}:{month}"
+    )
+    assert code == 0, err
+    assert out.startswith(
+        f"Exported 0 events of 0 visit(s) and 3 events of 1 monthly plan(s) to {tmp_path / 'b'}"
+    )
+    code, out, _ = await visits(own_database, tmp_path, "audit", "verify", str(tmp_path / "b"))
+    assert code == 0 and "3 events of 1 monthly plan(s)" in out
+
+    await tamper.delete_plan_rows(own_pool, plan.plan_id, 3)
+    code, out, _ = await visits(own_database, tmp_path, "audit", "plan", rep, month)
+    assert code == 3 and out.startswith("Log: NOT INTACT at event 3 (tail_mismatch)")
+    code, out, _ = await visits(own_database, tmp_path, "audit", "verify", "--all", "--no-temporal")
+    assert code == 3
+    assert "of 1 monthly plans in " in out and "0 intact; NOT INTACT." in out
+    assert f"  - {plan.plan_id}: event 3 (tail_mismatch): Plan {plan.plan_id}: the log ends at event 2" in out
+
+    code, _, err = await visits(
+        own_database, tmp_path, "audit", "export", str(tmp_path / "c"), "--plan", "r-wang"
+    )
+    assert code == 2 and "--plan takes REP_ID:MONTH" in err

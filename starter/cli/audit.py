@@ -16,12 +16,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from temporalio.client import Client
 from typer.core import TyperGroup
 
-from activities.plan_store import PlanStore
-from activities.store import EventStore
+from activities.plan_store import PLAN_LOG, PlanStore
+from activities.store import VISIT_LOG, EventStore
 from connect import NotConfigured, database_url
 from domain.calendar import zone
+from domain.month_plan import plan_id_of
+from domain.planning import check_month
 from settings import Settings
-from starter.audit import Auditor, VisitAudit
+from starter.audit import Auditor, PlanAudit, VisitAudit
 from starter.bundle import BundleReport, Selection, export_bundle, verify_bundle
 from starter.cli.common import (
     BadInput,
@@ -38,10 +40,11 @@ from starter.cli.common import (
     temporal_client,
 )
 from starter.cli.output import state_lines, timeline_table
-from starter.history_check import HistoryCheck
+from starter.cli.plans import print_plan
+from starter.history_check import PLANS, HistoryCheck
 from starter.history_check import check_history as compare_with_history
 from starter.liveness import LivenessReport, check_liveness
-from starter.log_check import LogCheckReport, verify_log
+from starter.log_check import LogCheckReport, Tables, verify_log
 from starter.replay import DEFAULT_QUERY, ReplayReport, replay_files, replay_visits
 
 EXIT_PROBLEMS = 3
@@ -76,7 +79,7 @@ def _moment(text: str | None, settings: Settings) -> datetime | None:
     return datetime.combine(day, time.max, tzinfo=zone(settings.policy.timezone))
 
 
-def _chain_line(audit: VisitAudit) -> str:
+def _chain_line(audit: VisitAudit | PlanAudit) -> str:
     chain = audit.chain
     if not chain.ok:
         return f"Log: NOT INTACT at event {chain.first_bad_seq} ({chain.kind}): {chain.problem}"
@@ -151,6 +154,67 @@ def show(
 async def _check_history(settings: Settings, store: EventStore, visit_id: str) -> HistoryCheck:
     client = await temporal_client(settings)
     return await compare_with_history(client, store, visit_id)
+
+
+@audit_app.command("plan")
+def plan(
+    ctx: typer.Context,
+    rep_id: Annotated[str, typer.Argument(metavar="REP_ID", help="The rep whose plan it is.")],
+    month: Annotated[str, typer.Argument(metavar="MONTH", help="The month it plans, YYYY-MM.")],
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            metavar="TIME",
+            help="Show the plan as it stood then: ISO time with offset, or a date (end of that day).",
+        ),
+    ] = None,
+    check_history: Annotated[
+        bool,
+        typer.Option("--check-history", help="Also compare the log with the workflow's Temporal history."),
+    ] = False,
+    as_json: JsonOut = False,
+) -> None:
+    """Replay a monthly plan from its log, as `visits audit VISIT_ID` replays a visit."""
+
+    async def main(cli: CliContext, settings: Settings) -> bool:
+        moment = _moment(as_of, settings)
+        plan_id = plan_id_of(rep_id, check_month(month))
+        async with event_store(settings) as store:
+            plans = PlanStore(store.pool)
+            audit = await Auditor(store, plans).audit_plan(plan_id, moment)
+            history = None
+            if check_history:
+                client = await temporal_client(settings)
+                history = await compare_with_history(client, plans, plan_id, kind=PLANS)
+        if as_json:
+            body: dict[str, Any] = audit.model_dump(mode="json")
+            body["ok"] = audit.ok
+            if history is not None:
+                body["history_check"] = history.model_dump(mode="json")
+            dump(body)
+        else:
+            _print_plan_audit(audit, settings)
+            if history is not None:
+                _print_history(history)
+        return audit.ok and (history is None or history.ok)
+
+    if not run(ctx, main):
+        raise typer.Exit(EXIT_PROBLEMS)
+
+
+def _print_plan_audit(audit: PlanAudit, settings: Settings) -> None:
+    out = console()
+    tz = audit.state.policy.timezone if audit.state is not None else settings.policy.timezone
+    out.print(_chain_line(audit))
+    if audit.problem:
+        out.print(f"Replay: stopped: {audit.problem}")
+    if audit.as_of is not None:
+        out.print(f"As of {local(audit.as_of, tz)} ({tz}):")
+    if audit.state is None:
+        out.print(f"Plan {audit.plan_id} had not been opened yet.")
+        return
+    print_plan(audit.state, [step.entry for step in audit.steps], status=True)
 
 
 def _counts(check: HistoryCheck) -> str:
@@ -244,10 +308,20 @@ def export(
         str | None,
         typer.Option("--to", metavar="TIME", help="…and before this time; logs are cut there."),
     ] = None,
-    everything: Annotated[bool, typer.Option("--all", help="The whole log.")] = False,
+    plans: Annotated[
+        list[str] | None,
+        typer.Option("--plan", metavar="REP_ID:MONTH", help="Export this monthly plan; repeatable."),
+    ] = None,
+    everything: Annotated[
+        bool, typer.Option("--all", help="The whole log: every visit and every monthly plan.")
+    ] = False,
     as_json: JsonOut = False,
 ) -> None:
-    """Write part of the log as JSON Lines plus a manifest (counts, chain heads, its own hash)."""
+    """Write part of the logs as JSON Lines plus a manifest (counts, chain heads, its own hash).
+
+    A time range alone (--from/--to) selects visits and monthly plans; visit ids or an id
+    range select visits only; --plan selects plans.
+    """
 
     async def main(cli: CliContext, settings: Settings) -> None:
         selection = Selection(
@@ -256,17 +330,26 @@ def export(
             id_to=id_to,
             occurred_from=instant(since, "--from"),
             occurred_to=instant(until, "--to"),
+            plan_ids=[_plan_id(text) for text in plans or []],
         )
         if selection == Selection() and not everything:
-            raise BadInput("say what to export: visit ids, --id-from/--id-to, --from/--to, or --all")
+            raise BadInput(
+                "say what to export: visit ids, --id-from/--id-to, --from/--to, --plan REP_ID:MONTH, or --all"
+            )
         async with event_store(settings) as store:
             manifest = await export_bundle(store, out, selection)
         if as_json:
             dump(manifest.model_dump(mode="json"))
             return
         broken = [h.visit_id for h in manifest.visits if not h.chain_ok_at_export]
+        broken += [h.plan_id for h in manifest.plans if not h.chain_ok_at_export]
+        plans_part = (
+            f" and {manifest.plan_event_count} events of {manifest.plan_count} monthly plan(s)"
+            if manifest.plan_count
+            else ""
+        )
         typer.echo(
-            f"Exported {manifest.event_count} events of {manifest.visit_count} visit(s) to {out} "
+            f"Exported {manifest.event_count} events of {manifest.visit_count} visit(s){plans_part} to {out} "
             f"({selection.describe()})."
         )
         typer.echo(f"Bundle hash: {manifest.bundle_hash}")
@@ -281,6 +364,17 @@ def export(
     run(ctx, main)
 
 
+def _plan_id(text: str) -> str:
+    """--plan REP_ID:MONTH as the plan's id."""
+    rep_id, sep, month = text.rpartition(":")
+    if not sep or not rep_id:
+        raise BadInput(f"--plan takes REP_ID:MONTH, for example --plan r-wang:2026-12 (got {text!r})")
+    try:
+        return plan_id_of(rep_id, check_month(month))
+    except ValueError as err:
+        raise BadInput(f"--plan {text}: {err}") from None
+
+
 @audit_app.command()
 def verify(
     ctx: typer.Context,
@@ -291,8 +385,8 @@ def verify(
         bool,
         typer.Option(
             "--all",
-            help="Check every visit's chain in the database, with a progress bar, then that every open "
-            "visit and plan still has a running workflow.",
+            help="Check every visit's and every monthly plan's chain in the database, with a progress "
+            "bar, then that every open visit and plan still has a running workflow.",
         ),
     ] = False,
     no_temporal: Annotated[
@@ -328,9 +422,14 @@ async def _verify_bundle(bundle: Path, expect_hash: str | None, as_json: bool) -
 
 def _print_bundle_report(bundle: Path, report: BundleReport) -> None:
     if report.ok:
+        plans = (
+            f" and {report.plan_event_count} events of {report.plan_count} monthly plan(s)"
+            if report.plan_count
+            else ""
+        )
         typer.echo(
-            f"Bundle {bundle}: intact. {report.event_count} events of {report.visit_count} visit(s); "
-            f"every chain verified from its first event and every visit replayed."
+            f"Bundle {bundle}: intact. {report.event_count} events of {report.visit_count} visit(s){plans}; "
+            f"every chain verified from its first event and every stream replayed."
         )
         typer.echo(f"Bundle hash: {report.bundle_hash}")
         return
@@ -354,19 +453,24 @@ async def _verify_all(settings: Settings, as_json: bool, *, temporal: bool) -> b
     url = database_url(settings)
     client = await _liveness_client(settings) if temporal else None
     async with event_store(settings) as store:
-        if as_json:
-            report = await verify_log(store.pool, database_url=url)
-        else:
-            report = await _verify_with_progress(store, url)
-            _print_log_report(report)
+        reports: list[LogCheckReport] = []
+        for tables in (VISIT_LOG, PLAN_LOG):
+            if as_json:
+                reports.append(await verify_log(store.pool, database_url=url, tables=tables))
+            else:
+                reports.append(await _verify_with_progress(store, url, tables))
+                _print_log_report(reports[-1])
         liveness = (
             await check_liveness(client, store, PlanStore(store.pool), timezone=settings.policy.timezone)
             if client is not None
             else None
         )
-    ok = report.ok and (liveness is None or liveness.ok)
+    report, plans = reports
+    ok = report.ok and plans.ok and (liveness is None or liveness.ok)
     if as_json:
+        # The visits' report at the top, as before plans were verified; the plans' beside it.
         body: dict[str, Any] = report.model_dump(mode="json")
+        body["plans"] = plans.model_dump(mode="json")
         body["liveness"] = liveness.model_dump(mode="json") if liveness is not None else None
         body["ok"] = ok
         dump(body)
@@ -375,9 +479,9 @@ async def _verify_all(settings: Settings, as_json: bool, *, temporal: bool) -> b
     return ok
 
 
-async def _verify_with_progress(store: EventStore, url: str) -> LogCheckReport:
+async def _verify_with_progress(store: EventStore, url: str, tables: Tables) -> LogCheckReport:
     columns = (
-        TextColumn("Verifying the log"),
+        TextColumn(f"Verifying the {tables.word}s' log"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("events"),
@@ -390,6 +494,7 @@ async def _verify_with_progress(store: EventStore, url: str) -> LogCheckReport:
         return await verify_log(
             store.pool,
             database_url=url,
+            tables=tables,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
 
@@ -418,11 +523,18 @@ def _print_liveness(report: LivenessReport | None) -> None:
 
 def _print_log_report(report: LogCheckReport) -> None:
     verdict = "every chain intact and anchored" if report.ok else "NOT INTACT"
+    what = f"{report.events} events of {report.streams} {_streams(report)}"
     typer.echo(
-        f"Verified {report.events} events of {report.streams} visits in {report.elapsed_seconds:.1f} s "
+        f"Verified {what} in {report.elapsed_seconds:.1f} s "
         f"({report.events_per_second:,.0f} events/s): {report.intact} intact; {verdict}."
     )
     for bad in report.bad:
         typer.echo(f"  - {bad.stream_id}: event {bad.first_bad_seq} ({bad.kind}): {bad.problem}")
-    for visit_id in report.without_anchor:
-        typer.echo(f"  - {visit_id}: has events but no read-model head; its newest events cannot be checked.")
+    for stream_id in report.without_anchor:
+        typer.echo(
+            f"  - {stream_id}: has events but no read-model head; its newest events cannot be checked."
+        )
+
+
+def _streams(report: LogCheckReport) -> str:
+    return "visits" if report.stream == VISIT_LOG.word else "monthly plans"

@@ -18,17 +18,8 @@ from temporalio.service import RPCError
 from connect import NotConfigured, database_url
 from domain.month_plan import (
     ApproveMonthPlan,
-    MonthPlanApproved,
-    MonthPlanEscalated,
-    MonthPlanOpened,
-    MonthPlanReminderSent,
-    MonthPlanReturned,
     MonthPlanState,
-    MonthPlanSubmitted,
     OpenMonthPlan,
-    PlannedVisitNotStarted,
-    PlannedVisitStarted,
-    RecordedPlanEvent,
     ReturnMonthPlan,
     SubmitMonthPlan,
     fold,
@@ -36,6 +27,7 @@ from domain.month_plan import (
     summarize_plan,
 )
 from domain.plan_checks import Finding
+from domain.timeline import TimelineEntry, plan_steps
 from settings import Settings
 from starter.cli.common import (
     AsOpt,
@@ -55,7 +47,6 @@ from starter.cli.common import (
     envelope,
     load_json,
     local,
-    local_seconds,
     open_pool,
     parse_actor,
     put,
@@ -63,6 +54,7 @@ from starter.cli.common import (
     short,
     temporal_client,
 )
+from starter.cli.output import timeline_table
 from starter.errors import CommandRefused
 from starter.plan_client import MonthPlanClient, PlanNotFound
 from workflows.plan_contract import PlanCommandResult
@@ -283,30 +275,6 @@ def return_plan(
 # --- show ---------------------------------------------------------------------------------------
 
 
-def _what(recorded: RecordedPlanEvent, tz: str) -> str:
-    e = recorded.event
-    match e:
-        case MonthPlanOpened():
-            return f"opened for {e.month}, due by {local(e.due_at, tz)}"
-        case MonthPlanSubmitted():
-            late = ", late" if e.late else ""
-            return f"revision {e.revision}: {len(e.visits)} visit(s), {len(e.findings)} finding(s){late}"
-        case MonthPlanReturned():
-            return f"returned: {short(e.reason)}"
-        case MonthPlanApproved():
-            declined = f", declined {', '.join(e.declined)}" if e.declined else ""
-            return f"approved {', '.join(e.approved)}{declined}"
-        case MonthPlanReminderSent():
-            return f"reminded {e.recipient.id}"
-        case MonthPlanEscalated():
-            return f"escalated to {e.recipient.id} ({e.recipient.role}), level {e.level}"
-        case PlannedVisitStarted():
-            return f"visit {e.visit_id} started ({e.workflow_id})"
-        case PlannedVisitNotStarted():
-            return f"visit {e.visit_id} not started ({e.rule}): {short(e.reason)}"
-    return e.type
-
-
 def _decision(state: MonthPlanState, visit_id: str) -> str:
     if visit_id in state.started:
         return "started"
@@ -319,20 +287,28 @@ def _decision(state: MonthPlanState, visit_id: str) -> str:
     return "-"
 
 
-def _print_plan(state: MonthPlanState, events: list[RecordedPlanEvent]) -> None:
+def plan_lines(state: MonthPlanState) -> list[str]:
+    """The plan's header lines: who, when due, submitted, escalated."""
     tz = state.policy.timezone
-    out = console()
     people = f"rep {state.rep_id} · manager {state.manager_id}"
     if state.director_id:
         people += f" · director {state.director_id}"
-    out.print(f"Plan {state.plan_id}: {state.status}")
-    out.print(f"  People     {people}")
-    out.print(f"  Due by     {local(state.due_at, tz)}")
+    lines = [f"Plan {state.plan_id}: {state.status}", f"  People     {people}"]
+    lines.append(f"  Due by     {local(state.due_at, tz)}")
     if state.submitted_at is not None:
         late = " (first submitted late)" if state.submitted_late else ""
-        out.print(f"  Submitted  revision {state.revision} at {local(state.submitted_at, tz)}{late}")
+        lines.append(f"  Submitted  revision {state.revision} at {local(state.submitted_at, tz)}{late}")
     if state.escalation_level:
-        out.print(f"  Escalated  level {state.escalation_level}")
+        lines.append(f"  Escalated  level {state.escalation_level}")
+    return lines
+
+
+def print_plan(state: MonthPlanState, entries: list[TimelineEntry], *, status: bool = False) -> None:
+    """The plan's header, its visits and their fate, its findings and its timeline."""
+    tz = state.policy.timezone
+    out = console()
+    for line in plan_lines(state):
+        out.print(line)
     if state.visits:
         table = Table(title=f"Visits (times in {tz})", title_justify="left")
         for column in ("visit", "customer", "when", "min", "method", "purpose", "decision"):
@@ -354,18 +330,7 @@ def _print_plan(state: MonthPlanState, events: list[RecordedPlanEvent]) -> None:
         out.print("Findings:")
         for finding in state.findings:
             out.print(_finding_line(finding))
-    timeline = Table(title=f"Timeline (times in {tz})", title_justify="left")
-    for column in ("seq", "time", "actor", "event", "what"):
-        timeline.add_column(column, no_wrap=column != "what", justify="right" if column == "seq" else "left")
-    for r in events:
-        timeline.add_row(
-            str(r.seq),
-            local_seconds(r.occurred_at, tz),
-            f"{r.actor.id} ({r.actor.role})",
-            r.type,
-            _what(r, tz),
-        )
-    out.print(timeline)
+    out.print(timeline_table(entries, tz, status=status))
 
 
 @plan_app.command()
@@ -396,6 +361,6 @@ def show(ctx: typer.Context, rep_id: RepArg, month: MonthArg, as_json: JsonOut =
                 }
             )
             return
-        _print_plan(state, events)
+        print_plan(state, [entry for entry, _ in plan_steps(events)])
 
     run(ctx, main)
