@@ -41,11 +41,12 @@ from domain.commands import (
 from domain.deadlines import next_alarm
 from domain.decide import decide
 from domain.errors import RuleViolation
-from domain.events import GENESIS_HASH, RecordedEvent, envelope
+from domain.events import GENESIS_HASH, RecordedEvent
 from domain.models import Customer, CustomerTier, Execution, Plan, PromisedItemIn, Report, VisitMethod
 from domain.policy import Policy
 from domain.state import VisitState, evolve
 from domain.summary import VisitSummary, summarize
+from domain.visit import VISITS
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 TEMPLATE_VISIT_ID = "template"
@@ -86,9 +87,9 @@ class _Story:
     def _record(self, command: Command, at: datetime) -> None:
         policy = self.state.policy if self.state else Policy()
         events = decide(self.state, command, at, policy)
-        recorded = envelope(
+        recorded = VISITS.seal(
             events,
-            visit_id=TEMPLATE_VISIT_ID,
+            stream_id=TEMPLATE_VISIT_ID,
             last_seq=self.state.last_seq if self.state else 0,
             head_hash=self.state.head_hash if self.state else "",
             actor=command.actor,

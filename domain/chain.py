@@ -12,7 +12,7 @@ first event of a visit chains from 64 zeros. `recorded_at` is not hashed: the da
 sets it, and the chain must be computable by the workflow before the row exists.
 
 Other logs chain the same way, their content naming their own stream in place of
-`visit_id`: a monthly plan's rows (`plan_events`) carry `plan_id` (`PLAN_HASHED_FIELDS`).
+`visit_id`: a monthly plan's rows (`plan_events`) carry `plan_id` (`stream_content`).
 """
 
 import hashlib
@@ -52,10 +52,6 @@ def canonical_json(value: Any) -> str:
     return _CANONICAL.encode(value)
 
 
-PLAN_HASHED_FIELDS = ("plan_id", *HASHED_FIELDS[1:])
-"""The fields a monthly plan's row hash covers: those of a visit's row, the stream named `plan_id`."""
-
-
 def stream_content(
     stream_field: str,
     stream_id: str,
@@ -88,11 +84,6 @@ def stream_content(
 def row_content(*, visit_id: str, **fields: Any) -> dict[str, Any]:
     """The hashed fields of one visit's row (`visit_events`), as the canonical JSON object."""
     return stream_content("visit_id", visit_id, **fields)
-
-
-def plan_row_content(*, plan_id: str, **fields: Any) -> dict[str, Any]:
-    """The hashed fields of one monthly plan's row (`plan_events`), as the canonical JSON object."""
-    return stream_content("plan_id", plan_id, **fields)
 
 
 def link_hash(prev_hash: str, content: dict[str, Any]) -> str:

@@ -5,8 +5,6 @@ Each event type is a frozen model with a `schema_version`. The envelope
 command it answered, and its link in the hash chain.
 """
 
-from collections.abc import Sequence
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, ClassVar, Literal
 
@@ -16,7 +14,7 @@ from domain.actors import Actor
 from domain.chain import GENESIS_HASH
 from domain.models import Execution, Frozen, Instant, Plan, PromisedItem, Report
 from domain.policy import Policy
-from domain.stream import Recorded, seal
+from domain.stream import Recorded
 
 __all__ = ["GENESIS_HASH"]  # re-exported: readers of a visit's log find it beside the events
 
@@ -180,28 +178,3 @@ class RecordedEvent(Recorded):
 
     visit_id: str
     event: Event
-
-
-def envelope(
-    events: Sequence[Event],
-    *,
-    visit_id: str,
-    last_seq: int,
-    head_hash: str,
-    actor: Actor,
-    command_id: str,
-    occurred_at: datetime,
-    event_ids: Sequence[str],
-) -> list[RecordedEvent]:
-    """`domain.stream.seal` for a visit's events, all recorded as `actor`."""
-    return seal(
-        RecordedEvent,
-        events,
-        stream_id=visit_id,
-        last_seq=last_seq,
-        head_hash=head_hash,
-        actors=[actor] * len(events),
-        command_id=command_id,
-        occurred_at=occurred_at,
-        event_ids=event_ids,
-    )

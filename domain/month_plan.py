@@ -47,7 +47,7 @@ from domain.planning import (
     plan_due_day,
 )
 from domain.policy import Policy
-from domain.stream import Recorded, Stream, seal
+from domain.stream import Recorded, Stream
 
 PLAN_CONCERN = "month_plan"
 """The concern key of a missing plan (its reminders' and escalations' `concern`)."""
@@ -272,31 +272,6 @@ class RecordedPlanEvent(Recorded):
 
     plan_id: str
     event: PlanEvent
-
-
-def plan_envelope(
-    events: Sequence[PlanEvent],
-    *,
-    plan_id: str,
-    last_seq: int,
-    head_hash: str,
-    actor: Actor,
-    command_id: str,
-    occurred_at: datetime,
-    event_ids: Sequence[str],
-) -> list[RecordedPlanEvent]:
-    """`domain.stream.seal` for a plan's events, all recorded as `actor`."""
-    return seal(
-        RecordedPlanEvent,
-        events,
-        stream_id=plan_id,
-        last_seq=last_seq,
-        head_hash=head_hash,
-        actors=[actor] * len(events),
-        command_id=command_id,
-        occurred_at=occurred_at,
-        event_ids=event_ids,
-    )
 
 
 # --- state ------------------------------------------------------------------------------------

@@ -152,6 +152,31 @@ class Stream(Generic[S, R]):
         """Who each of a command's events is recorded as."""
         return [self.recorded_actor(event, actor) for event in events]
 
+    def seal(
+        self,
+        events: Sequence[Any],
+        *,
+        stream_id: str,
+        last_seq: int,
+        head_hash: str,
+        actor: Actor,
+        command_id: str,
+        occurred_at: datetime,
+        event_ids: Sequence[str],
+    ) -> list[R]:
+        """`seal` a command's events in this stream's envelope, each recorded as `actors` says."""
+        return seal(
+            self.envelope,
+            events,
+            stream_id=stream_id,
+            last_seq=last_seq,
+            head_hash=head_hash,
+            actors=self.actors(events, actor),
+            command_id=command_id,
+            occurred_at=occurred_at,
+            event_ids=event_ids,
+        )
+
     def due_alarm(self, state: S, now: datetime) -> Alarm | None:
         """The earliest alarm whose time has come at `now`, or None."""
         alarm = self.next_alarm(state, now)

@@ -21,9 +21,9 @@ from domain.actors import Actor, Role
 from domain.commands import Command
 from domain.deadlines import next_alarm
 from domain.decide import decide
-from domain.events import envelope
 from domain.models import Customer, CustomerTier
 from domain.month_plan import (
+    PLANS,
     ApproveMonthPlan,
     MonthPlanCommand,
     MonthPlanState,
@@ -31,7 +31,6 @@ from domain.month_plan import (
     PlanSettings,
     SubmissionReview,
     SubmitMonthPlan,
-    plan_envelope,
     plan_id_of,
     summarize_plan,
 )
@@ -39,6 +38,7 @@ from domain.planning import PlannedVisit, PlanRules
 from domain.policy import Policy
 from domain.state import VisitState, fold
 from domain.summary import summarize
+from domain.visit import VISITS
 from tests import factory as f
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -70,9 +70,9 @@ class VisitDriver:
         policy = self.state.policy if self.state else self.policy
         events = decide(self.state, command, at, policy)
         visit_id = self.state.visit_id if self.state else getattr(command, "visit_id", "")
-        recorded = envelope(
+        recorded = VISITS.seal(
             events,
-            visit_id=visit_id,
+            stream_id=visit_id,
             last_seq=self.state.last_seq if self.state else 0,
             head_hash=self.state.head_hash if self.state else "",
             actor=command.actor,
@@ -130,9 +130,9 @@ class PlanDriver:
         """The append request for `command` decided at `now`; raises RuleViolation if refused."""
         settings = PlanSettings(policy=Policy(), rules=PlanRules())
         events = month_plan.decide(self.state, command, now, settings=settings, review=review)
-        recorded = plan_envelope(
+        recorded = PLANS.seal(
             events,
-            plan_id=self.plan_id,
+            stream_id=self.plan_id,
             last_seq=self.state.last_seq if self.state else 0,
             head_hash=self.state.head_hash if self.state else "",
             actor=command.actor,

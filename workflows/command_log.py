@@ -36,7 +36,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.actors import CommandBase
     from domain.alarms import Alarm
     from domain.errors import RuleViolation
-    from domain.stream import Recorded, Stream, seal
+    from domain.stream import Recorded, Stream
 
 S = TypeVar("S")
 R = TypeVar("R", bound=Recorded)
@@ -362,13 +362,12 @@ class CommandLog(Generic[S, R, Res]):
     ) -> Res:
         """Seal and commit `events`, then move the state forward; the command's result."""
         state = self.state
-        recorded = seal(
-            self.stream.envelope,
+        recorded = self.stream.seal(
             events,
             stream_id=self.stream_id,
             last_seq=getattr(state, "last_seq", 0),
             head_hash=getattr(state, "head_hash", ""),
-            actors=self.stream.actors(events, command.actor),
+            actor=command.actor,
             command_id=command.command_id,
             occurred_at=occurred_at or workflow.now(),
             # Minted here, not in the activity: a retried append carries the same ids.

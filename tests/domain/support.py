@@ -40,10 +40,11 @@ from domain.commands import (
 )
 from domain.decide import decide
 from domain.errors import RuleViolation
-from domain.events import Event, EventBase, RecordedEvent, envelope
+from domain.events import Event, EventBase, RecordedEvent
 from domain.models import Customer, CustomerTier, Execution, Plan, PromisedItemIn, Report, VisitMethod
 from domain.policy import Policy
 from domain.state import VisitState, evolve
+from domain.visit import VISITS
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -215,9 +216,9 @@ class Visit:
     def apply(self, command: Command, now: datetime) -> list[RecordedEvent]:
         """Decide, envelope and fold `command` at `now`; return the new recorded events."""
         events = self.decide(command, now)
-        recorded = envelope(
+        recorded = VISITS.seal(
             events,
-            visit_id=self.state.visit_id if self.state else VISIT_ID,
+            stream_id=self.state.visit_id if self.state else VISIT_ID,
             last_seq=self.state.last_seq if self.state else 0,
             head_hash=self.state.head_hash if self.state else "",
             actor=command.actor,

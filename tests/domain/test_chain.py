@@ -19,8 +19,8 @@ from domain.events import (
     RecordedEvent,
     VisitClosed,
     VisitOutcome,
-    envelope,
 )
+from domain.visit import VISITS
 from tests.domain.support import MANAGER, SUBMITTED_AT, following_up
 
 OCCURRED = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -40,9 +40,9 @@ CONTENT = row_content(
 
 
 def seal(events, *, last_seq=0, head_hash=GENESIS_HASH, ids=None, actor=MANAGER) -> list[RecordedEvent]:
-    return envelope(
+    return VISITS.seal(
         events,
-        visit_id="visit-1",
+        stream_id="visit-1",
         last_seq=last_seq,
         head_hash=head_hash,
         actor=actor,
@@ -157,9 +157,9 @@ def test_instants_hash_as_utc_with_microseconds_whatever_their_offset():
 def test_an_event_hashes_the_same_whatever_offset_its_time_was_given_in():
     shanghai = timezone(timedelta(hours=8))
     in_utc = seal([PlanApproved()])[0]
-    in_shanghai = envelope(
+    in_shanghai = VISITS.seal(
         [PlanApproved()],
-        visit_id="visit-1",
+        stream_id="visit-1",
         last_seq=0,
         head_hash=GENESIS_HASH,
         actor=MANAGER,

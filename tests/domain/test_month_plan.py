@@ -15,7 +15,7 @@ import pytest
 
 from domain.actors import SYSTEM, Actor, Role
 from domain.alarms import AlarmKind
-from domain.chain import PLAN_HASHED_FIELDS, link_hash
+from domain.chain import HASHED_FIELDS, link_hash
 from domain.commands import Escalate, Remind
 from domain.customers import CustomerRecord
 from domain.decide import decide as decide_visit
@@ -24,6 +24,7 @@ from domain.events import GENESIS_HASH, PlanApproved, PlanSubmitted
 from domain.models import Customer, CustomerTier
 from domain.month_plan import (
     PLAN_CONCERN,
+    PLANS,
     ApproveMonthPlan,
     MonthPlanApproved,
     MonthPlanEscalated,
@@ -48,7 +49,6 @@ from domain.month_plan import (
     fold,
     next_alarm,
     plan_due_at,
-    plan_envelope,
     plan_id_of,
     review_submission,
     summarize_plan,
@@ -143,9 +143,9 @@ class MonthPlan:
 
     def apply(self, command, now: datetime, review: SubmissionReview = REVIEW) -> list[RecordedPlanEvent]:
         events = self.decide(command, now, review)
-        recorded = plan_envelope(
+        recorded = PLANS.seal(
             events,
-            plan_id=self.state.plan_id if self.state else plan_id_of(REP.id, MONTH),
+            stream_id=self.state.plan_id if self.state else plan_id_of(REP.id, MONTH),
             last_seq=self.state.last_seq if self.state else 0,
             head_hash=self.state.head_hash if self.state else "",
             actor=command.actor,
@@ -573,7 +573,7 @@ def test_plan_rows_chain_like_visit_rows_with_the_stream_named_plan_id():
         assert after.prev_hash == before.hash
     for row in plan.log:
         content = row.content()
-        assert tuple(content) == PLAN_HASHED_FIELDS and content["plan_id"] == "rep-1-2026-12"
+        assert tuple(content) == ("plan_id", *HASHED_FIELDS[1:]) and content["plan_id"] == "rep-1-2026-12"
         assert row.hash == link_hash(row.prev_hash, content)
 
 

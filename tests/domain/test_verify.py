@@ -6,9 +6,10 @@ from typing import Any
 import pytest
 
 from domain.chain import link_hash, row_content
-from domain.events import GENESIS_HASH, RecordedEvent, envelope
+from domain.events import GENESIS_HASH, RecordedEvent
 from domain.state import evolve, fold
 from domain.verify import ChainProblem, ChainReport, ChainVerifier, verify_chain
+from domain.visit import VISITS
 from tests.domain.support import ENGINE, REVIEWED_AT, VISIT_ID, closed, following_up
 
 HASHED = (
@@ -266,9 +267,9 @@ def test_an_event_after_the_visit_closed_chains_but_does_not_fold():
     state = visit.s
     assert state.closed
     # A forger (or a write outside the engine) appends a well-chained event after the end.
-    (late,) = envelope(
+    (late,) = VISITS.seal(
         [visit.log[-2].event],  # the report's acceptance, once more
-        visit_id=VISIT_ID,
+        stream_id=VISIT_ID,
         last_seq=state.last_seq,
         head_hash=state.head_hash,
         actor=ENGINE,
