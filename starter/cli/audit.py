@@ -6,6 +6,7 @@ Temporal's history, a replay failure, an open visit or plan whose workflow has e
 for errors (a server that cannot be reached included), 2 for bad input.
 """
 
+from collections.abc import Callable
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Annotated, Any
@@ -134,26 +135,30 @@ def show(
         moment = _moment(as_of, settings)
         async with event_store(settings) as store:
             audit = await Auditor(store).audit(visit_id, moment)
-            history = await _check_history(settings, store, visit_id) if check_history else None
-        if as_json:
-            body: dict[str, Any] = audit.model_dump(mode="json")
-            body["ok"] = audit.ok
-            if history is not None:
-                body["history_check"] = history.model_dump(mode="json")
-            dump(body)
-        else:
-            _print_audit(audit, settings)
-            if history is not None:
-                _print_history(history)
-        return audit.ok and (history is None or history.ok)
+            history = None
+            if check_history:
+                history = await compare_with_history(await temporal_client(settings), store, visit_id)
+        return _report(audit, history, as_json, lambda: _print_audit(audit, settings))
 
     if not run(ctx, main):
         raise typer.Exit(EXIT_PROBLEMS)
 
 
-async def _check_history(settings: Settings, store: EventStore, visit_id: str) -> HistoryCheck:
-    client = await temporal_client(settings)
-    return await compare_with_history(client, store, visit_id)
+def _report(
+    audit: VisitAudit | PlanAudit, history: HistoryCheck | None, as_json: bool, show: Callable[[], None]
+) -> bool:
+    """Print an audit (and its history check) as JSON or with `show`; whether all was intact."""
+    if as_json:
+        body: dict[str, Any] = audit.model_dump(mode="json")
+        body["ok"] = audit.ok
+        if history is not None:
+            body["history_check"] = history.model_dump(mode="json")
+        dump(body)
+    else:
+        show()
+        if history is not None:
+            _print_history(history)
+    return audit.ok and (history is None or history.ok)
 
 
 @audit_app.command("plan")
@@ -187,17 +192,7 @@ def plan(
             if check_history:
                 client = await temporal_client(settings)
                 history = await compare_with_history(client, plans, plan_id, kind=PLANS)
-        if as_json:
-            body: dict[str, Any] = audit.model_dump(mode="json")
-            body["ok"] = audit.ok
-            if history is not None:
-                body["history_check"] = history.model_dump(mode="json")
-            dump(body)
-        else:
-            _print_plan_audit(audit, settings)
-            if history is not None:
-                _print_history(history)
-        return audit.ok and (history is None or history.ok)
+        return _report(audit, history, as_json, lambda: _print_plan_audit(audit, settings))
 
     if not run(ctx, main):
         raise typer.Exit(EXIT_PROBLEMS)
