@@ -162,11 +162,11 @@ class Manifest(BaseModel):
         return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
 
 
-class VisitCheck(BaseModel):
+class StreamCheck(BaseModel):
     """The offline verdict on one stream (a visit, or a plan with `stream` "plan") of a bundle."""
 
-    visit_id: str
     stream: str = "visit"
+    stream_id: str
     ok: bool
     chain: ChainReport
     fold_problem: str | None = None
@@ -181,10 +181,10 @@ class BundleReport(BaseModel):
     problems: list[str]
     visit_count: int
     event_count: int
-    visits: list[VisitCheck]
+    visits: list[StreamCheck]
     plan_count: int = 0
     plan_event_count: int = 0
-    plans: list[VisitCheck] = []
+    plans: list[StreamCheck] = []
 
 
 def row_line(row: Mapping[str, Any], tables: Tables = VISIT_LOG) -> str:
@@ -402,7 +402,7 @@ def verify_bundle(directory: Path, *, expect_hash: str | None = None) -> BundleR
     problems += _manifest_problems(
         VISIT_LOG, manifest.visits, visits, (manifest.visit_count, manifest.event_count), visit_events
     )
-    plans: list[VisitCheck] = []
+    plans: list[StreamCheck] = []
     plan_events = 0
     if manifest.plan_events_file is not None:
         plans, plan_events = _verify_file(
@@ -441,11 +441,11 @@ def _verify_file(
     tables: Tables,
     heads: list[VisitHead] | list[PlanHead],
     problems: list[str],
-) -> tuple[list[VisitCheck], int]:
+) -> tuple[list[StreamCheck], int]:
     """Check every stream of one events file; its checks and how many rows it held."""
     digest = hashlib.sha256()
     by_id = {getattr(h, tables.key): h for h in heads}
-    checks: list[VisitCheck] = []
+    checks: list[StreamCheck] = []
     events = 0
     try:
         lines = _lines(directory / name, tables, digest, problems)
@@ -472,7 +472,7 @@ def _lines(path: Path, tables: Tables, digest: Any, problems: list[str]) -> Iter
 
 def _check_stream(
     tables: Tables, stream_id: str, rows: list[dict[str, Any]], head: VisitHead | PlanHead | None
-) -> VisitCheck:
+) -> StreamCheck:
     key = tables.key
     anchor = (head.last_seq, head.head_hash) if head is not None else None
     chain = verify_chain(rows, anchor=anchor, visit_id=stream_id, stream_field=key)
@@ -490,8 +490,8 @@ def _check_stream(
                 state = tables.stream.evolve(state, tables.recorded_from_row(row))
         except (UnreadableEvent, ValueError) as err:
             fold_problem = f"{tables.word.capitalize()} {stream_id} does not replay: {err}"
-    return VisitCheck(
-        visit_id=stream_id,
+    return StreamCheck(
+        stream_id=stream_id,
         stream=tables.word,
         ok=chain.ok and fold_problem is None,
         chain=chain,
@@ -503,14 +503,14 @@ def _check_stream(
 def _manifest_problems(
     tables: Tables,
     heads: list[VisitHead] | list[PlanHead],
-    checks: list[VisitCheck],
+    checks: list[StreamCheck],
     counts: tuple[int, int],
     events: int,
 ) -> list[str]:
     word, plural = tables.word.capitalize(), f"{tables.word}s"
     problems = []
     listed = [getattr(h, tables.key) for h in heads]
-    found = [c.visit_id for c in checks]
+    found = [c.stream_id for c in checks]
     if found != sorted(set(found)):
         problems.append(f"The events are not in {tables.word} order: rows were moved within the bundle.")
     for missing in sorted(set(listed) - set(found)):

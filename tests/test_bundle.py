@@ -109,7 +109,7 @@ async def test_a_changed_line_is_located(own_pool, tmp_path):
     report = verify_bundle(bundle)
     assert not report.ok
     bad = [v for v in report.visits if not v.ok]
-    assert [(v.visit_id, v.chain.first_bad_seq, v.chain.kind) for v in bad] == [
+    assert [(v.stream_id, v.chain.first_bad_seq, v.chain.kind) for v in bad] == [
         (ids[1], 2, "content_changed")
     ]
     assert any("events.jsonl was changed after export" in p for p in report.problems)
@@ -139,7 +139,7 @@ async def test_removed_moved_or_copied_lines_are_located(own_pool, tmp_path, edi
     report = verify_bundle(bundle)
     assert not report.ok
     first = report.visits[0]
-    assert first.visit_id == ids[0] and first.chain.first_bad_seq == seq
+    assert first.stream_id == ids[0] and first.chain.first_bad_seq == seq
     if kind is not None:
         assert first.chain.kind == kind
     assert report.visits[1].ok
@@ -231,7 +231,7 @@ async def test_a_chained_line_after_the_manifest_head_is_located(own_pool, tmp_p
     rewrite(bundle, rows)
     report = verify_bundle(bundle)
     first = report.visits[0]
-    assert first.visit_id == ids[0] and not first.ok
+    assert first.stream_id == ids[0] and not first.ok
     assert (first.chain.kind, first.chain.first_bad_seq) == ("tail_mismatch", ONE_VISIT_EVENTS + 1)
     assert report.visits[1].ok
 

@@ -4,8 +4,12 @@ A plan's log (`plan_events`) is chained like a visit's; its workflow appends thr
 `append_plan_events`. The same check compares the two records and names what differs.
 """
 
+import asyncio
 import json
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -116,7 +120,7 @@ async def test_a_bundle_carries_the_plans_log_and_verifies_it_offline(own_pool, 
     assert (whole.format_version, whole.visit_count, whole.plan_count, whole.plan_event_count) == (2, 1, 1, 2)
     report = verify_bundle(tmp_path / "whole", expect_hash=whole.bundle_hash)
     assert report.ok, report.problems
-    assert [(c.stream, c.visit_id, c.status) for c in report.plans] == [("plan", plan.plan_id, "submitted")]
+    assert [(c.stream, c.stream_id, c.status) for c in report.plans] == [("plan", plan.plan_id, "submitted")]
 
     only_plan = await export_bundle(store, tmp_path / "plan", Selection(plan_ids=[plan.plan_id]))
     assert (only_plan.visit_count, only_plan.plan_count) == (0, 1)
@@ -176,3 +180,26 @@ async def test_the_audit_commands_take_monthly_plans(own_database, own_pool, tmp
         own_database, tmp_path, "audit", "export", str(tmp_path / "c"), "--plan", "r-wang"
     )
     assert code == 2 and "--plan takes REP_ID:MONTH" in err
+
+
+async def test_audit_plan_refuses_bad_input_and_unknown_plans_in_one_line(own_database, tmp_path):
+    code, out, err = await visits(own_database, tmp_path, "audit", "plan", "r-wang", "2030-13")
+    assert (code, out) == (
+        2,
+        "",
+    ) and err.strip() == "MONTH: a month is written YYYY-MM, for example 2026-12 (got '2030-13')"
+    code, out, err = await visits(own_database, tmp_path, "audit", "plan", "r-nobody", "2030-01")
+    assert (code, out) == (1, "") and err.strip() == "The log holds no events of plan r-nobody-2030-01."
+
+
+async def test_the_standard_library_checker_verifies_a_bundles_plans_too(own_pool, tmp_path):
+    plans = PlanStore(own_pool)
+    plan = PlanDriver()
+    await plans.append(plan.open())
+    await story(EventStore(own_pool))
+    await export_bundle(EventStore(own_pool), tmp_path / "b", Selection())
+    checker = Path(__file__).resolve().parent.parent / "examples" / "check_bundle_chains.py"
+    command = [sys.executable, str(checker), str(tmp_path / "b")]
+    ran = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert f"{plan.plan_id}: intact (1 events verified)" in ran.stdout.splitlines()

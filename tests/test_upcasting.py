@@ -88,7 +88,7 @@ def test_a_whole_hours_policy_folds_into_the_deadlines_its_log_recorded():
 def test_the_old_bundle_still_verifies_offline_and_replays():
     report = verify_bundle(FIXTURE, expect_hash=read_manifest(FIXTURE).bundle_hash)
     assert report.ok, report.problems
-    assert {v.visit_id: v.status for v in report.visits} == {FULL: "closed", MISSED: "approved"}
+    assert {v.stream_id: v.status for v in report.visits} == {FULL: "closed", MISSED: "approved"}
 
 
 @pytest.mark.store

@@ -184,7 +184,7 @@ def plan(
 
     async def main(cli: CliContext, settings: Settings) -> bool:
         moment = _moment(as_of, settings)
-        plan_id = plan_id_of(rep_id, check_month(month))
+        plan_id = _plan_id(f"{rep_id}:{month}", "MONTH")
         async with event_store(settings) as store:
             plans = PlanStore(store.pool)
             audit = await Auditor(store, plans).audit_plan(plan_id, moment)
@@ -359,15 +359,15 @@ def export(
     run(ctx, main)
 
 
-def _plan_id(text: str) -> str:
-    """--plan REP_ID:MONTH as the plan's id."""
+def _plan_id(text: str, what: str = "--plan") -> str:
+    """REP_ID:MONTH (the --plan option, or the two arguments of `audit plan`) as the plan's id."""
     rep_id, sep, month = text.rpartition(":")
     if not sep or not rep_id:
-        raise BadInput(f"--plan takes REP_ID:MONTH, for example --plan r-wang:2026-12 (got {text!r})")
+        raise BadInput(f"{what} takes REP_ID:MONTH, for example --plan r-wang:2026-12 (got {text!r})")
     try:
         return plan_id_of(rep_id, check_month(month))
     except ValueError as err:
-        raise BadInput(f"--plan {text}: {err}") from None
+        raise BadInput(f"{what}: {err}") from None
 
 
 @audit_app.command()

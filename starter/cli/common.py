@@ -32,7 +32,7 @@ from activities.store import EventStore
 from connect import NotConfigured, connect_temporal, database_url, temporal_address
 from domain.calendar import zone
 from settings import Settings
-from starter.audit import VisitNotLogged
+from starter.audit import NotLogged
 from starter.bundle import BundleError
 from starter.client import CommandRefused, VisitClient, VisitNotFound
 
@@ -140,7 +140,7 @@ def run(ctx: typer.Context, work: Callable[[CliContext, Settings], Coroutine[Any
         fail(err.message, EXIT_REFUSED)
     except CommandRefused as err:
         fail(f"refused ({err.rule}): {err.message}", EXIT_REFUSED)
-    except (NotConfigured, Unanswered, Unreachable, StoreError, BundleError, VisitNotLogged) as err:
+    except (NotConfigured, Unanswered, Unreachable, StoreError, BundleError, NotLogged) as err:
         fail(str(err), EXIT_REFUSED)
     except WorkflowUpdateFailedError as err:
         # A failure without a rule code (the workflow itself failed): report its message.
