@@ -6,9 +6,9 @@ in its `__init__` and hands it its updates, its validators and its main loop. Th
 - decodes every input in the workflow (`decode`): a payload that is not JSON, not an object,
   or not the command's shape is refused as `command.invalid`, never left to fail the
   workflow task or come back as a retryable decoding error;
-- opens the stream (`open`): the opening command is decoded, checked against the workflow's
-  id, decided and recorded; a refused opening ends the run as failed, so that the id can be
-  used again;
+- opens the stream (`open_stream`): the opening command is decoded, checked against the
+  workflow's id, decided and recorded; a refused opening ends the run as failed, so that the
+  id can be used again;
 - validates (`validate`, for update validators, no side effects) and executes (`execute`)
   commands: under one lock, a repeated command id gets its first result, every alarm whose
   time has come is recorded first (a deadline that passed while no worker ran must not be
@@ -180,7 +180,7 @@ class CommandLog(Generic[S, R, Res]):
 
     # --- opening -------------------------------------------------------------------------
 
-    async def open(
+    async def open_stream(
         self,
         raw: Any,
         model: type[C],

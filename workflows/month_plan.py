@@ -92,7 +92,7 @@ class MonthPlanWorkflow:
 
     @workflow.run
     async def run(self, start: RawValue) -> MonthPlanState:
-        await self._log.open(
+        await self._log.open_stream(
             start,
             OpenMonthPlan,
             identify=lambda command: plan_id_of(command.rep_id, command.month),

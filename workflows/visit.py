@@ -66,7 +66,7 @@ class VisitWorkflow:
 
     @workflow.run
     async def run(self, start: RawValue) -> VisitState:
-        await self._log.open(
+        await self._log.open_stream(
             start,
             SubmitPlan,
             identify=lambda command: command.visit_id,
