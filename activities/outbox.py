@@ -13,7 +13,6 @@ from pydantic import BaseModel, ConfigDict
 from activities.event_log import OutboxRow
 from domain.events import NOTIFYING_EVENTS, Escalated, RecordedEvent, ReminderSent
 from domain.month_plan import (
-    PLAN_CONCERN,
     PLAN_NOTIFYING_EVENTS,
     MonthPlanEscalated,
     MonthPlanReminderSent,
@@ -85,7 +84,7 @@ def plan_notification(recorded: RecordedPlanEvent) -> OutboxRow | None:
     if event.type not in PLAN_NOTIFYING_EVENTS:
         return None
     if isinstance(event, MonthPlanReminderSent):
-        return _row(recorded, "reminder", None, PLAN_CONCERN)
+        return _row(recorded, "reminder", None, event.concern)
     if isinstance(event, MonthPlanEscalated):
-        return _row(recorded, "escalation", event.level, PLAN_CONCERN)
+        return _row(recorded, "escalation", event.level, event.concern)
     raise ValueError(f"no outbox row is defined for notifying plan event {event.type}")

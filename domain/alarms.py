@@ -10,9 +10,9 @@ actor `visitflow`/`system` and an id derived from the alarm, so a timer fired tw
 records once.
 """
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Literal
 
@@ -24,18 +24,27 @@ from domain.policy import Policy
 
 
 class Remind(CommandBase):
-    """Issued by the engine's timers: remind the person who owes something."""
+    """Issued by the engine's timers: remind the person who owes something.
+
+    `repeat` counts the reminders of the same deadline sent before this one.
+    """
 
     kind: Literal["remind"] = "remind"
     concern: str
+    repeat: int = Field(default=0, ge=0)
 
 
 class Escalate(CommandBase):
-    """Issued by the engine's timers: tell the next rung of the ladder."""
+    """Issued by the engine's timers: tell the next rung of the ladder.
+
+    `repeat` > 0 tells the top rung again (the ladder has no rung left, the concern is
+    still open): the `repeat`-th time since it was first told.
+    """
 
     kind: Literal["escalate"] = "escalate"
     concern: str
     level: int = Field(ge=1)
+    repeat: int = Field(default=0, ge=0)
 
 
 class AlarmKind(StrEnum):
@@ -51,18 +60,25 @@ class Alarm:
     kind: AlarmKind
     concern: str
     level: int = 0
+    repeat: int = 0
 
     @property
     def command_id(self) -> str:
         # Unique per deadline: a report returned for revision gets a new deadline and so
-        # new reminder and escalation ids.
+        # new reminder and escalation ids; a repeat has its own instant.
         return f"timer:{self.kind}:{self.concern}:{self.level}@{self.at.isoformat()}"
 
     def command(self) -> Remind | Escalate:
         """The engine's command for this alarm."""
         if self.kind is AlarmKind.remind:
-            return Remind(command_id=self.command_id, actor=SYSTEM, concern=self.concern)
-        return Escalate(command_id=self.command_id, actor=SYSTEM, concern=self.concern, level=self.level)
+            return Remind(command_id=self.command_id, actor=SYSTEM, concern=self.concern, repeat=self.repeat)
+        return Escalate(
+            command_id=self.command_id,
+            actor=SYSTEM,
+            concern=self.concern,
+            level=self.level,
+            repeat=self.repeat,
+        )
 
 
 @dataclass(frozen=True)
@@ -75,18 +91,26 @@ class Concern:
     owner_id: str
     what: str
     remind: bool = True
+    owner_role: Role = Role.rep
 
 
-def reminder_at(concern: Concern, policy: Policy) -> datetime | None:
-    """When to remind the owner of `concern`, or None when it or the policy has no reminder."""
+def reminder_at(concern: Concern, policy: Policy, repeat: int = 0) -> datetime | None:
+    """When to remind the owner of `concern` (the `repeat`-th time again), or None when it or
+    the policy has no such reminder: the first comes `reminder_before` the deadline, each
+    repeat `reminder_repeat` later, as long as the deadline has not come."""
     if not concern.remind or not policy.reminder_before:
         return None
-    return concern.due_at - policy.reminder_before
+    if repeat and not policy.reminder_repeat:
+        return None
+    at = concern.due_at - policy.reminder_before + repeat * (policy.reminder_repeat or timedelta(0))
+    return at if repeat == 0 or at < concern.due_at else None
 
 
-def escalation_at(concern: Concern, policy: Policy, level: int) -> datetime:
-    """When escalation `level` (1 = the first rung) of `concern` is due."""
-    return concern.due_at + policy.escalation_ladder[level - 1].after
+def escalation_at(concern: Concern, policy: Policy, level: int, repeat: int = 0) -> datetime:
+    """When escalation `level` (1 = the first rung) of `concern` is due; with `repeat`, when
+    the top rung is told again for the `repeat`-th time (`escalation_repeat` apart)."""
+    at = concern.due_at + policy.escalation_ladder[level - 1].after
+    return at + repeat * (policy.escalation_repeat or timedelta(0))
 
 
 def escalation_recipient(policy: Policy, level: int, *, manager_id: str, director_id: str | None) -> Actor:
@@ -98,37 +122,46 @@ def escalation_recipient(policy: Policy, level: int, *, manager_id: str, directo
     return Actor(id=manager_id, role=role)
 
 
-def next_alarm(
-    concerns: Iterable[Concern],
-    *,
-    reminded: Collection[str],
-    levels: Mapping[str, int],
-    policy: Policy,
-    now: datetime,
-) -> Alarm | None:
+@dataclass(frozen=True)
+class Chased:
+    """How far each concern has been chased: reminders sent, the rung reached, the repeats
+    of the top rung (per concern key; missing keys are at zero)."""
+
+    reminders: Mapping[str, int]
+    levels: Mapping[str, int]
+    repeats: Mapping[str, int]
+
+
+def next_alarm(concerns: Iterable[Concern], chased: Chased, *, policy: Policy, now: datetime) -> Alarm | None:
     """The earliest reminder or escalation of the open `concerns`, still to come or overdue.
 
-    `reminded` names the concerns already reminded, `levels` the rung each has reached. A
-    reminder whose deadline has passed is skipped: the escalation says more.
+    A reminder whose deadline has passed is skipped: the escalation says more. Once the
+    ladder's top rung is told, it is told again every `escalation_repeat` (when set).
     """
     alarms: list[Alarm] = []
     ladder = len(policy.escalation_ladder)
     for c in concerns:
-        remind = reminder_at(c, policy)
-        if remind is not None and c.key not in reminded and now < c.due_at:
-            alarms.append(Alarm(remind, AlarmKind.remind, c.key))
-        level = levels.get(c.key, 0) + 1
-        if level <= ladder:
-            alarms.append(Alarm(escalation_at(c, policy, level), AlarmKind.escalate, c.key, level))
+        sent = chased.reminders.get(c.key, 0)
+        remind = reminder_at(c, policy, sent)
+        if remind is not None and now < c.due_at:
+            alarms.append(Alarm(remind, AlarmKind.remind, c.key, repeat=sent))
+        level = chased.levels.get(c.key, 0)
+        if level < ladder:
+            alarms.append(Alarm(escalation_at(c, policy, level + 1), AlarmKind.escalate, c.key, level + 1))
+        elif policy.escalation_repeat:
+            again = chased.repeats.get(c.key, 0) + 1
+            at = escalation_at(c, policy, ladder, again)
+            alarms.append(Alarm(at, AlarmKind.escalate, c.key, ladder, repeat=again))
     return min(alarms, key=lambda a: (a.at, a.kind != AlarmKind.escalate, a.concern), default=None)
 
 
 def check_reminder(
-    command: Remind, concern: Concern | None, *, reminded: Collection[str], policy: Policy, now: datetime
+    command: Remind, concern: Concern | None, chased: Chased, *, policy: Policy, now: datetime
 ) -> Concern:
     """The concern a timer's reminder is for, or the `timer.remind` refusal when none is due now."""
-    when = reminder_at(concern, policy) if concern is not None else None
-    if concern is None or when is None or command.concern in reminded:
+    sent = chased.reminders.get(command.concern, 0)
+    when = reminder_at(concern, policy, sent) if concern is not None else None
+    if concern is None or when is None or command.repeat != sent:
         raise RuleViolation("timer.remind", f"No reminder is pending for {command.concern!r}.")
     if now < when or now >= concern.due_at:
         raise RuleViolation("timer.remind", f"The reminder for {command.concern!r} is not due now.")
@@ -136,18 +169,23 @@ def check_reminder(
 
 
 def check_escalation(
-    command: Escalate, concern: Concern | None, *, levels: Mapping[str, int], policy: Policy, now: datetime
+    command: Escalate, concern: Concern | None, chased: Chased, *, policy: Policy, now: datetime
 ) -> tuple[Concern, datetime]:
     """The concern a timer's escalation is for and the instant it was due, or the
-    `timer.escalate` refusal when it is not the next rung or not due yet."""
+    `timer.escalate` refusal when it is not the next rung (or repeat) or not due yet."""
     if concern is None:
         raise RuleViolation("timer.escalate", f"Nothing is overdue for {command.concern!r}.")
-    expected = levels.get(command.concern, 0) + 1
-    if command.level != expected or command.level > len(policy.escalation_ladder):
+    ladder, level = len(policy.escalation_ladder), chased.levels.get(command.concern, 0)
+    if command.repeat:
+        expected = (ladder, chased.repeats.get(command.concern, 0) + 1)
+        next_one = level == ladder and bool(policy.escalation_repeat)
+    else:
+        expected, next_one = (level + 1, 0), level < ladder
+    if not next_one or (command.level, command.repeat) != expected:
         raise RuleViolation(
             "timer.escalate", f"Escalation level {command.level} of {command.concern!r} is not the next one."
         )
-    at = escalation_at(concern, policy, command.level)
+    at = escalation_at(concern, policy, command.level, command.repeat)
     if now < at:
         raise RuleViolation("timer.escalate", f"Escalation of {command.concern!r} is not due yet.")
     return concern, at

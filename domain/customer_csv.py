@@ -10,12 +10,14 @@ or `RowError`s out.
 
 import csv
 import io
-import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
+from domain.csv_files import EMAIL, RowError, by_line, decode, read_table, shown, storable_errors
+from domain.csv_files import FILE as FILE  # re-exported: callers name a problem's field by these
+from domain.csv_files import ROW as ROW
 from domain.customers import Contact, CustomerGrade, CustomerRecord
 from domain.models import CustomerTier
 
@@ -54,27 +56,8 @@ DEFAULT_MAX_LENGTH = 200
 
 MAX_CONTACTS = 20
 
-# `RowError.field` of a problem with the whole file, or with a whole row.
-FILE = "(file)"
-ROW = "(row)"
-
 _TIERS = ", ".join(t.value for t in CustomerTier)
 _GRADES = ", ".join(g.value for g in CustomerGrade)
-_EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
-_EXCEL_UTF8 = 'in Excel, save it as "CSV UTF-8 (Comma delimited)" / "CSV UTF-8(逗号分隔)"'
-
-
-class RowError(BaseModel):
-    """One problem of a file: its physical line, the column (or `FILE`/`ROW`) and a sentence."""
-
-    model_config = ConfigDict(frozen=True)
-
-    line: int
-    field: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"line {self.line}, field {self.field}: {self.reason}"
 
 
 @dataclass(frozen=True)
@@ -93,131 +76,27 @@ class ParsedCustomers:
         return not self.errors
 
 
-def _shown(value: str) -> str:
-    # Quote the offending value so a blank or a stray space is visible; keep the line short.
-    short = value if len(value) <= 40 else value[:39] + "…"
-    return f'"{short}"'
-
-
 def _failed(*errors: RowError) -> ParsedCustomers:
-    return ParsedCustomers(errors=tuple(sorted(errors, key=lambda e: e.line)))
+    return ParsedCustomers(errors=by_line(errors))
 
 
 def parse_bytes(data: bytes) -> ParsedCustomers:
     """Parse a file's bytes: UTF-8 with or without the byte-order mark Excel writes."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
-        return _failed(
-            RowError(
-                line=line,
-                field=FILE,
-                reason=f"The file is not UTF-8 text (byte 0x{data[err.start]:02x} on this line); "
-                f"{_EXCEL_UTF8}.",
-            )
-        )
+    text = decode(data)
+    if isinstance(text, RowError):
+        return _failed(text)
     return parse(text)
 
 
 def parse(text: str) -> ParsedCustomers:
     """Parse CSV text into customer records, or report every problem with its line and column."""
-    text = text.removeprefix("\ufeff")
-    rows = _rows(text)
-    try:
-        first = next(rows, None)
-    except _Unreadable as err:
-        return _failed(err.error)
-    if first is None:
-        reason = f"The file is empty; it needs a header line naming the columns ({', '.join(COLUMNS)})."
-        return _failed(RowError(line=1, field=FILE, reason=reason))
-    header_line, header = first
-    names = [cell.strip().lower() for cell in header]
-    header_errors = _header_errors(header_line, names)
-    if header_errors:
-        return _failed(*header_errors)
-    return _Collector(names).collect(rows)
-
-
-class _Unreadable(Exception):
-    def __init__(self, error: RowError) -> None:
-        super().__init__(error.reason)
-        self.error = error
-
-
-def _rows(text: str) -> Iterator[tuple[int, list[str]]]:
-    """(first physical line, cells) of each record that is not blank."""
-    # newline="" keeps quoted line breaks inside their value and counts \r\n as one line.
-    # strict: a stray or unclosed quote is reported here rather than read as some other value.
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    while True:
-        line = reader.line_num + 1
-        try:
-            cells = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as err:
-            reason = (
-                f"This line cannot be read as CSV ({err}): a value in double quotes must end with a "
-                'double quote, and a double quote inside it is written twice ("").'
-            )
-            raise _Unreadable(RowError(line=line, field=ROW, reason=reason)) from None
-        if any(cell.strip() for cell in cells):
-            yield line, cells
-
-
-def _header_errors(line: int, names: list[str]) -> list[RowError]:
-    if len(names) == 1 and (";" in names[0] or "\t" in names[0]):
-        return [
-            RowError(
-                line=line,
-                field=FILE,
-                reason="The header is a single column: the columns must be separated by commas, "
-                "not semicolons or tabs.",
-            )
-        ]
-    errors: list[RowError] = []
-    seen: dict[str, int] = {}
-    for number, name in enumerate(names, start=1):
-        if not name:
-            errors.append(
-                RowError(
-                    line=line,
-                    field=f"column {number}",
-                    reason=f"Column {number} has no name; name it or delete it (the columns are "
-                    f"{', '.join(COLUMNS)}).",
-                )
-            )
-        elif name not in COLUMNS:
-            errors.append(
-                RowError(
-                    line=line,
-                    field=name,
-                    reason=f"Unknown column {_shown(name)}: the columns are {', '.join(COLUMNS)}.",
-                )
-            )
-        elif name in seen:
-            errors.append(
-                RowError(
-                    line=line,
-                    field=name,
-                    reason=f"Column {_shown(name)} appears twice in the header (columns {seen[name]} "
-                    f"and {number}).",
-                )
-            )
-        else:
-            seen[name] = number
-    for name in REQUIRED_COLUMNS:
-        if name not in seen:
-            errors.append(
-                RowError(
-                    line=line,
-                    field=name,
-                    reason=f"Missing required column {_shown(name)}: the header must name "
-                    f"{', '.join(REQUIRED_COLUMNS)}.",
-                )
-            )
-    return errors
+    table = read_table(text, COLUMNS, REQUIRED_COLUMNS)
+    collector = _Collector()
+    for line, values in table.rows:
+        collector.row(line, values)
+    if table.errors or collector.errors:
+        return _failed(*table.errors, *collector.errors)
+    return collector.records()
 
 
 @dataclass
@@ -230,36 +109,14 @@ class _Customer:
 class _Collector:
     """Reads the rows after the header, grouping rows by customer id and noting every problem."""
 
-    def __init__(self, names: list[str]) -> None:
-        self.names = names
+    def __init__(self) -> None:
         self.errors: list[RowError] = []
         self.customers: dict[str, _Customer] = {}
 
     def error(self, line: int, column: str, reason: str) -> None:
         self.errors.append(RowError(line=line, field=column, reason=reason))
 
-    def collect(self, rows: Iterator[tuple[int, list[str]]]) -> ParsedCustomers:
-        try:
-            for line, cells in rows:
-                self.row(line, cells)
-        except _Unreadable as err:
-            self.errors.append(err.error)
-        if self.errors:
-            return _failed(*self.errors)
-        return self.records()
-
-    def row(self, line: int, cells: list[str]) -> None:
-        if len(cells) != len(self.names):
-            self.error(
-                line,
-                ROW,
-                f"This row has {_count(len(cells), 'value')} but the header names {len(self.names)} "
-                "columns; a value holding a comma must be in double quotes.",
-            )
-            return
-        values = {name: cell.strip() for name, cell in zip(self.names, cells, strict=True)}
-        for column in COLUMNS:
-            values.setdefault(column, "")
+    def row(self, line: int, values: dict[str, str]) -> None:
         self.check_values(line, values)
         customer_fields = {c: _normalised(c, values[c]) for c in CUSTOMER_COLUMNS}
         contact = {c: values[c] for c in CONTACT_COLUMNS}
@@ -278,18 +135,12 @@ class _Collector:
         for column in REQUIRED_COLUMNS:
             if not values[column]:
                 self.error(line, column, f"Missing {column}: every customer needs one.")
-        for column in COLUMNS:
-            value = values[column]
-            limit = MAX_LENGTH.get(column, DEFAULT_MAX_LENGTH)
-            if "\x00" in value:
-                self.error(line, column, "This value holds a NUL character, which cannot be stored.")
-            elif len(value) > limit:
-                self.error(line, column, f"This value is {len(value)} characters long; at most {limit} fit.")
+        self.errors += storable_errors(line, values, MAX_LENGTH, DEFAULT_MAX_LENGTH)
         tier, grade = values["tier"], values["grade"]
         if tier and tier.lower() not in CustomerTier.__members__:
-            self.error(line, "tier", f"Unknown tier {_shown(tier)}: must be one of {_TIERS}.")
+            self.error(line, "tier", f"Unknown tier {shown(tier)}: must be one of {_TIERS}.")
         if grade and grade.upper() not in CustomerGrade.__members__:
-            self.error(line, "grade", f"Unknown grade {_shown(grade)}: must be one of {_GRADES}, or empty.")
+            self.error(line, "grade", f"Unknown grade {shown(grade)}: must be one of {_GRADES}, or empty.")
         self.check_contact(line, values)
 
     def check_contact(self, line: int, values: dict[str, str]) -> None:
@@ -300,14 +151,14 @@ class _Collector:
                 "contact_name",
                 "Missing contact_name: a contact's title, phone or email needs the contact's name.",
             )
-        if email and not _EMAIL.match(email):
+        if email and not EMAIL.match(email):
             self.error(
                 line,
                 "contact_email",
-                f"Bad email {_shown(email)}: one address per contact, like name@example.com.",
+                f"Bad email {shown(email)}: one address per contact, like name@example.com.",
             )
         if phone and not any(ch.isdigit() for ch in phone):
-            self.error(line, "contact_phone", f"Bad phone {_shown(phone)}: a phone number needs digits.")
+            self.error(line, "contact_phone", f"Bad phone {shown(phone)}: a phone number needs digits.")
 
     def check_repeat(
         self,
@@ -323,15 +174,15 @@ class _Collector:
                 self.error(
                     line,
                     column,
-                    f"Duplicate id {_shown(customer_id)} with a different {column} than on line "
-                    f"{first.line} ({_shown(there)} there, {_shown(here)} here); the rows of one "
+                    f"Duplicate id {shown(customer_id)} with a different {column} than on line "
+                    f"{first.line} ({shown(there)} there, {shown(here)} here); the rows of one "
                     "customer repeat its fields and add one contact each.",
                 )
         if not any(contact.values()):
             self.error(
                 line,
                 "contact_name",
-                f"Duplicate id {_shown(customer_id)} (first on line {first.line}) without a contact; "
+                f"Duplicate id {shown(customer_id)} (first on line {first.line}) without a contact; "
                 "each further row of a customer adds one contact.",
             )
             return
@@ -340,14 +191,14 @@ class _Collector:
                 self.error(
                     line,
                     "contact_name",
-                    f"The same contact of customer {_shown(customer_id)} is already on line {earlier}.",
+                    f"The same contact of customer {shown(customer_id)} is already on line {earlier}.",
                 )
                 return
         if len(first.contacts) >= MAX_CONTACTS:
             self.error(
                 line,
                 "contact_name",
-                f"Customer {_shown(customer_id)} has more than {MAX_CONTACTS} contacts; keep at most "
+                f"Customer {shown(customer_id)} has more than {MAX_CONTACTS} contacts; keep at most "
                 f"{MAX_CONTACTS}.",
             )
 
@@ -368,10 +219,6 @@ class _Collector:
             lines={customer_id: c.line for customer_id, c in self.customers.items()},
             without_contacts=frozenset(i for i, c in self.customers.items() if not c.contacts),
         )
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def _normalised(column: str, value: str) -> str:

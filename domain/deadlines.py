@@ -9,12 +9,15 @@ so the workflow's timers, the read model and the auditor's replay all agree on t
 from datetime import datetime, timedelta
 
 from domain import alarms
-from domain.alarms import Alarm, Concern
+from domain.actors import Role
+from domain.alarms import Alarm, Chased, Concern
+from domain.calendar import add_working_days
 from domain.state import BEFORE_VISIT, ITEM_PREFIX, OPEN_PLAN, REPORT_MISSING, VisitState, VisitStatus
 
 PLAN_APPROVAL = "plan_approval"
 CHECK_IN = "check_in"
 REPORT = "report"
+REVIEW = "review"
 
 
 def open_concerns(state: VisitState) -> list[Concern]:
@@ -23,6 +26,7 @@ def open_concerns(state: VisitState) -> list[Concern]:
         return []
     found: list[Concern] = []
     plan = state.plan
+    policy = state.policy
     if state.status in OPEN_PLAN:
         found.append(
             Concern(
@@ -30,7 +34,8 @@ def open_concerns(state: VisitState) -> list[Concern]:
                 plan.scheduled_start,
                 state.manager_id,
                 f"approval of the plan for the visit at {plan.customer.name}",
-                False,
+                policy.remind_plan_approval,
+                Role.manager,
             )
         )
     if state.status is VisitStatus.approved:
@@ -46,6 +51,21 @@ def open_concerns(state: VisitState) -> list[Concern]:
                 state.rep_id,
                 f"report on the visit at {plan.customer.name}",
                 True,
+            )
+        )
+    if (
+        state.status is VisitStatus.report_submitted
+        and policy.review_working_days
+        and state.report_submitted_at is not None
+    ):
+        found.append(
+            Concern(
+                REVIEW,
+                add_working_days(state.report_submitted_at, policy.review_working_days, policy),
+                state.manager_id,
+                f"review of the report on the visit at {plan.customer.name}",
+                True,
+                Role.manager,
             )
         )
     if state.status not in BEFORE_VISIT:
@@ -67,12 +87,13 @@ def concern(state: VisitState, key: str) -> Concern | None:
     return next((c for c in open_concerns(state) if c.key == key), None)
 
 
+def chased(state: VisitState) -> Chased:
+    """How far the visit's concerns have been chased, from its recorded reminders and escalations."""
+    # Reminders recorded before they were counted were each the first of their deadline.
+    reminders = {key: 1 for key in state.reminded} | state.reminders
+    return Chased(reminders=reminders, levels=state.escalation_levels, repeats=state.escalation_repeats)
+
+
 def next_alarm(state: VisitState, now: datetime) -> Alarm | None:
     """The earliest reminder or escalation still to come (or overdue) for this visit."""
-    return alarms.next_alarm(
-        open_concerns(state),
-        reminded=state.reminded,
-        levels=state.escalation_levels,
-        policy=state.policy,
-        now=now,
-    )
+    return alarms.next_alarm(open_concerns(state), chased(state), policy=state.policy, now=now)

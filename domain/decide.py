@@ -38,7 +38,7 @@ from domain.commands import (
     SubmitReport,
     WaiveReport,
 )
-from domain.deadlines import concern
+from domain.deadlines import chased, concern
 from domain.errors import RuleViolation
 from domain.events import (
     Escalated,
@@ -376,20 +376,21 @@ def _require_engine(actor: Actor) -> None:
 
 def _remind(s: VisitState, c: Remind, now: datetime) -> list[Event]:
     _require_engine(c.actor)
-    due = check_reminder(c, concern(s, c.concern), reminded=s.reminded, policy=s.policy, now=now)
+    due = check_reminder(c, concern(s, c.concern), chased(s), policy=s.policy, now=now)
     return [
         ReminderSent(
             concern=c.concern,
-            recipient=Actor(id=due.owner_id, role=Role.rep),
+            recipient=Actor(id=due.owner_id, role=due.owner_role),
             due_at=due.due_at,
             message=f"Reminder: the {due.what} is due by {local_text(due.due_at, s.policy.timezone)}.",
+            repeat=c.repeat,
         )
     ]
 
 
 def _escalate(s: VisitState, c: Escalate, now: datetime) -> list[Event]:
     _require_engine(c.actor)
-    due, at = check_escalation(c, concern(s, c.concern), levels=s.escalation_levels, policy=s.policy, now=now)
+    due, at = check_escalation(c, concern(s, c.concern), chased(s), policy=s.policy, now=now)
     return [
         Escalated(
             concern=c.concern,
@@ -400,9 +401,10 @@ def _escalate(s: VisitState, c: Escalate, now: datetime) -> list[Event]:
             due_at=due.due_at,
             scheduled_for=at,
             message=(
-                f"Overdue: the {due.what} (owed by {due.owner_id}) was due by "
-                f"{local_text(due.due_at, s.policy.timezone)} and is still missing."
+                f"{'Still overdue' if c.repeat else 'Overdue'}: the {due.what} (owed by {due.owner_id}) "
+                f"was due by {local_text(due.due_at, s.policy.timezone)} and is still missing."
             ),
+            repeat=c.repeat,
         )
     ]
 

@@ -112,20 +112,23 @@ class PromisedItemCompleted(EventBase):
 
 
 class ReminderSent(EventBase):
-    """Version 2 names the recipient as one actor; version 1 had recipient_id and recipient_role."""
+    """Version 3 counts the reminder's `repeat` (0: the first); version 2 had none (every
+    reminder was the first); version 1 named the recipient as recipient_id and recipient_role."""
 
-    schema_version: int = 2
+    schema_version: int = 3
     type: Literal["ReminderSent"] = "ReminderSent"
     concern: str
     recipient: Actor
     due_at: Instant
     message: str
+    repeat: int = 0
 
 
 class Escalated(EventBase):
-    """Version 2 names the recipient as one actor; version 1 had recipient_id and recipient_role."""
+    """Version 3 counts the `repeat` of the top rung (0: a rung told the first time); version
+    2 had none; version 1 named the recipient as recipient_id and recipient_role."""
 
-    schema_version: int = 2
+    schema_version: int = 3
     type: Literal["Escalated"] = "Escalated"
     concern: str
     level: int
@@ -133,6 +136,7 @@ class Escalated(EventBase):
     due_at: Instant
     scheduled_for: Instant
     message: str
+    repeat: int = 0
 
 
 class VisitOutcome(StrEnum):

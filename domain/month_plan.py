@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from domain import alarms
 from domain.actors import Actor, Role
-from domain.alarms import Alarm, Concern, check_escalation, check_reminder, escalation_recipient
+from domain.alarms import Alarm, Chased, Concern, check_escalation, check_reminder, escalation_recipient
 from domain.authority import (
     may_open,
     refuse_auditor,
@@ -30,7 +30,7 @@ from domain.authority import (
     require_approver,
     require_engine,
 )
-from domain.calendar import local_date, local_text, zone
+from domain.calendar import add_working_days, local_date, local_text, zone
 from domain.chain import GENESIS_HASH
 from domain.commands import CommandBase, Escalate, Reason, Remind, SubmitPlan, VisitId
 from domain.customers import CustomerRecord
@@ -52,12 +52,21 @@ from domain.stream import Recorded, Stream
 PLAN_CONCERN = "month_plan"
 """The concern key of a missing plan (its reminders' and escalations' `concern`)."""
 
+PLAN_REVIEW = "plan_review"
+"""The concern key of a submitted plan waiting for the manager's review."""
+
 MAX_VISITS = 500
 
 
 def plan_id_of(rep_id: str, month: str) -> str:
     """The id of a rep's plan for a month: ``<rep_id>-<YYYY-MM>`` (one plan per rep and month)."""
     return f"{rep_id}-{month}"
+
+
+def month_end(month: str, policy: Policy) -> datetime:
+    """The end of `month` (the first instant of the month after) in the policy's time zone."""
+    _, last = month_bounds(month)
+    return datetime.combine(last + timedelta(days=1), time(0), tzinfo=zone(policy.timezone))
 
 
 def plan_due_at(month: str, rules: PlanRules, policy: Policy) -> datetime:
@@ -221,19 +230,31 @@ class MonthPlanApproved(EventBase):
 
 
 class MonthPlanReminderSent(EventBase):
+    """Version 2 names its `concern` (the missing plan, or its review) and counts its
+    `repeat`; version 1 was always the first reminder of the missing plan."""
+
+    schema_version: int = 2
     type: Literal["MonthPlanReminderSent"] = "MonthPlanReminderSent"
     recipient: Actor
     due_at: Instant
     message: str
+    concern: str = "month_plan"
+    repeat: int = 0
 
 
 class MonthPlanEscalated(EventBase):
+    """Version 2 names its `concern` and counts the `repeat` of the top rung; version 1 was
+    always a rung of the missing plan told the first time."""
+
+    schema_version: int = 2
     type: Literal["MonthPlanEscalated"] = "MonthPlanEscalated"
     level: int
     recipient: Actor
     due_at: Instant
     scheduled_for: Instant
     message: str
+    concern: str = "month_plan"
+    repeat: int = 0
 
 
 class PlannedVisitStarted(EventBase):
@@ -330,6 +351,11 @@ class MonthPlanState(BaseModel):
     not_started: dict[str, StartRefusal] = Field(default_factory=dict)
     reminded: bool = False
     escalation_level: int = 0
+    """How far the missing plan has been chased (`reminded`, `escalation_level`), and every
+    concern's reminders, rung and repeats by key (the missing plan and its review)."""
+    reminders: dict[str, int] = Field(default_factory=dict)
+    escalation_levels: dict[str, int] = Field(default_factory=dict)
+    escalation_repeats: dict[str, int] = Field(default_factory=dict)
     last_seq: int = 0
     head_hash: str = GENESIS_HASH
     updated_at: datetime
@@ -401,6 +427,8 @@ def _apply(s: MonthPlanState, recorded: RecordedPlanEvent) -> None:
             if s.first_submitted_at is None:
                 s.first_submitted_at = at
                 s.submitted_late = e.late
+            for chase in (s.reminders, s.escalation_levels, s.escalation_repeats):
+                chase.pop(PLAN_REVIEW, None)  # each submission waits for its own review
         case MonthPlanReturned():
             s.status = MonthPlanStatus.returned
             s.last_reason = e.reason
@@ -412,9 +440,13 @@ def _apply(s: MonthPlanState, recorded: RecordedPlanEvent) -> None:
             s.approved = list(e.approved)
             s.declined = list(e.declined)
         case MonthPlanReminderSent():
-            s.reminded = True
+            s.reminded = s.reminded or e.concern == PLAN_CONCERN
+            s.reminders[e.concern] = s.reminders.get(e.concern, 0) + 1
         case MonthPlanEscalated():
-            s.escalation_level = e.level
+            if e.concern == PLAN_CONCERN:
+                s.escalation_level = e.level
+            s.escalation_levels[e.concern] = e.level
+            s.escalation_repeats[e.concern] = e.repeat
         case PlannedVisitStarted():
             s.started[e.visit_id] = e.workflow_id
         case PlannedVisitNotStarted():
@@ -433,27 +465,46 @@ def fold(events: Iterable[RecordedPlanEvent], state: MonthPlanState | None = Non
 # --- the deadline -----------------------------------------------------------------------------
 
 
-def plan_concern(state: MonthPlanState) -> Concern | None:
-    """The plan as an open concern of its rep, while it is missing (not submitted, or returned)."""
-    if state.status not in MISSING:
-        return None
-    return Concern(PLAN_CONCERN, state.due_at, state.rep_id, f"visit plan for {state.month}")
+def plan_concerns(state: MonthPlanState) -> list[Concern]:
+    """What the plan still waits on: the rep's plan while it is missing (not submitted, or
+    returned), then the manager's review once submitted (when the policy chases reviews)."""
+    if state.status in MISSING:
+        return [Concern(PLAN_CONCERN, state.due_at, state.rep_id, f"visit plan for {state.month}")]
+    days = state.policy.review_working_days
+    if state.status is MonthPlanStatus.submitted and days and state.submitted_at is not None:
+        due = add_working_days(state.submitted_at, days, state.policy)
+        what = f"review of the visit plan of {state.rep_id} for {state.month}"
+        return [Concern(PLAN_REVIEW, due, state.manager_id, what, True, Role.manager)]
+    return []
+
+
+def chased(state: MonthPlanState) -> Chased:
+    """How far the plan's concerns have been chased (plans recorded before chasing was
+    counted per concern hold only `reminded` and `escalation_level`, for the missing plan)."""
+    old_reminder = {PLAN_CONCERN: 1} if state.reminded else {}
+    old_level = {PLAN_CONCERN: state.escalation_level} if state.escalation_level else {}
+    return Chased(
+        reminders=old_reminder | state.reminders,
+        levels=old_level | state.escalation_levels,
+        repeats=state.escalation_repeats,
+    )
 
 
 def next_alarm(state: MonthPlanState, now: datetime) -> Alarm | None:
-    """The next reminder or escalation of a missing plan, still to come or overdue.
+    """The next reminder or escalation of what the plan waits on, still to come or overdue.
 
     The plan is missing until submitted, and again once returned; the deadline is fixed at
-    opening, so a plan returned after it is escalated further at once.
+    opening, so a plan returned after it is escalated further at once. A review still
+    undone is chased until the planned month is over: approving its visits is pointless then.
     """
-    missing = plan_concern(state)
-    return alarms.next_alarm(
-        [missing] if missing else [],
-        reminded=[PLAN_CONCERN] if state.reminded else [],
-        levels={PLAN_CONCERN: state.escalation_level},
-        policy=state.policy,
-        now=now,
-    )
+    alarm = alarms.next_alarm(plan_concerns(state), chased(state), policy=state.policy, now=now)
+    if (
+        alarm is not None
+        and alarm.concern == PLAN_REVIEW
+        and alarm.at >= month_end(state.month, state.policy)
+    ):
+        return None
+    return alarm
 
 
 # --- opening the approved visits -----------------------------------------------------------------
@@ -671,39 +722,50 @@ def _missing_words(s: MonthPlanState) -> str:
 
 
 def _concern(s: MonthPlanState, key: str) -> Concern | None:
-    return plan_concern(s) if key == PLAN_CONCERN else None
+    return next((c for c in plan_concerns(s) if c.key == key), None)
 
 
 def _remind(s: MonthPlanState, c: Remind, now: datetime) -> list[PlanEvent]:
     _require_engine(c.actor, c.kind)
-    reminded = [PLAN_CONCERN] if s.reminded else []
-    check_reminder(c, _concern(s, c.concern), reminded=reminded, policy=s.policy, now=now)
+    due = check_reminder(c, _concern(s, c.concern), chased(s), policy=s.policy, now=now)
+    by = local_text(due.due_at, s.policy.timezone)
+    message = (
+        f"Reminder: your visit plan for {s.month} is due by {by}."
+        if due.key == PLAN_CONCERN
+        else f"Reminder: the {due.what} is due by {by}."
+    )
     return [
         MonthPlanReminderSent(
-            recipient=Actor(id=s.rep_id, role=Role.rep),
-            due_at=s.due_at,
-            message=f"Reminder: your visit plan for {s.month} is due by "
-            f"{local_text(s.due_at, s.policy.timezone)}.",
+            recipient=Actor(id=due.owner_id, role=due.owner_role),
+            due_at=due.due_at,
+            message=message,
+            concern=due.key,
+            repeat=c.repeat,
         )
     ]
 
 
 def _escalate(s: MonthPlanState, c: Escalate, now: datetime) -> list[PlanEvent]:
     _require_engine(c.actor, c.kind)
-    levels = {PLAN_CONCERN: s.escalation_level}
-    _, scheduled = check_escalation(c, _concern(s, c.concern), levels=levels, policy=s.policy, now=now)
+    due, scheduled = check_escalation(c, _concern(s, c.concern), chased(s), policy=s.policy, now=now)
+    by = local_text(due.due_at, s.policy.timezone)
+    overdue = "Still overdue" if c.repeat else "Overdue"
+    message = (
+        f"{overdue}: the visit plan of {s.rep_id} for {s.month} was due by {by} and {_missing_words(s)}."
+        if due.key == PLAN_CONCERN
+        else f"{overdue}: the {due.what} (owed by {due.owner_id}) was due by {by} and is still missing."
+    )
     return [
         MonthPlanEscalated(
             level=c.level,
             recipient=escalation_recipient(
                 s.policy, c.level, manager_id=s.manager_id, director_id=s.director_id
             ),
-            due_at=s.due_at,
+            due_at=due.due_at,
             scheduled_for=scheduled,
-            message=(
-                f"Overdue: the visit plan of {s.rep_id} for {s.month} was due by "
-                f"{local_text(s.due_at, s.policy.timezone)} and {_missing_words(s)}."
-            ),
+            message=message,
+            concern=due.key,
+            repeat=c.repeat,
         )
     ]
 

@@ -102,6 +102,11 @@ Duration = Annotated[
 """A policy duration: read by `parse_duration`, written as `duration_text`; bounded with `_at_most`."""
 
 
+def _off_is_none(value: object) -> object:
+    """ "off" (or "none", or empty) for a rule that is not followed: settings are text."""
+    return None if isinstance(value, str) and value.strip().lower() in ("", "off", "none", "null") else value
+
+
 _WHOLE_HOURS = re.compile(r"-?[0-9]+")
 
 
@@ -187,6 +192,19 @@ class Policy(BaseModel):
     check_in_grace: Annotated[Duration, _at_most(days=30)] = timedelta(hours=2)
     """How long after a visit's scheduled end its check-in is due."""
     plan_lead_working_days: int = Field(default=1, ge=0, le=60)
+    # The chasing rules below came later: a policy recorded without them (every visit and
+    # plan opened before) keeps them off, so its deadlines stay as they were; the settings
+    # turn them on for new visits and plans (`CHASING`).
+    review_working_days: Annotated[int | None, BeforeValidator(_off_is_none)] = Field(
+        default=None, ge=1, le=60
+    )
+    """Working days a manager has to review a submitted report or monthly plan; None: not chased."""
+    remind_plan_approval: bool = False
+    """Whether the manager is reminded of a plan still to approve before the visit time."""
+    reminder_repeat: Annotated[Duration, _at_most(days=30)] | None = None
+    """How often a reminder repeats while its concern stays open before its deadline; None or zero: once."""
+    escalation_repeat: Annotated[Duration, _at_most(days=30)] | None = None
+    """How often the top rung is told again while a concern stays overdue; None or zero: once."""
     weekend: list[int] = Field(default_factory=lambda: [5, 6])
     holidays: list[date] = Field(default_factory=list)
     makeup_workdays: list[date] = Field(default_factory=list)
@@ -233,3 +251,18 @@ class Policy(BaseModel):
         if delays != sorted(delays):
             raise ValueError("escalation steps must be listed in order of time")
         return value
+
+
+CHASING: dict[str, Any] = {
+    "review_working_days": 2,
+    "remind_plan_approval": True,
+    "reminder_repeat": timedelta(hours=24),
+    "escalation_repeat": timedelta(hours=24),
+}
+"""The chasing rules new visits and plans start with, where the settings name none."""
+
+
+def with_chasing(policy: Policy) -> Policy:
+    """`policy` with each chasing rule it was not given set as `CHASING` says."""
+    missing = {name: value for name, value in CHASING.items() if name not in policy.model_fields_set}
+    return policy.model_copy(update=missing) if missing else policy

@@ -79,7 +79,9 @@ class VisitState(BaseModel):
     report_waived: bool = False
     items: dict[str, PromisedItem] = Field(default_factory=dict)
     reminded: list[str] = Field(default_factory=list)
+    reminders: dict[str, int] = Field(default_factory=dict)
     escalation_levels: dict[str, int] = Field(default_factory=dict)
+    escalation_repeats: dict[str, int] = Field(default_factory=dict)
     outcome: VisitOutcome | None = None
     closed_at: datetime | None = None
     last_reason: str = ""
@@ -113,6 +115,8 @@ def _clear_concern(state: VisitState, concern: str) -> None:
     # A concern that was resolved and later reopens (a returned plan, a returned report)
     # is a new deadline: its reminders and escalations start over.
     state.escalation_levels.pop(concern, None)
+    state.escalation_repeats.pop(concern, None)
+    state.reminders.pop(concern, None)
     if concern in state.reminded:
         state.reminded.remove(concern)
 
@@ -137,7 +141,9 @@ def evolve(state: VisitState | None, recorded: RecordedEvent) -> VisitState:
             update={
                 "items": dict(state.items),
                 "reminded": list(state.reminded),
+                "reminders": dict(state.reminders),
                 "escalation_levels": dict(state.escalation_levels),
+                "escalation_repeats": dict(state.escalation_repeats),
             }
         )
         _apply(new, recorded)
@@ -199,6 +205,7 @@ def _apply(s: VisitState, recorded: RecordedEvent) -> None:
                     _clear_concern(s, ITEM_PREFIX + item.item_id)
             s.items = {item.item_id: item for item in e.items}
             s.status = VisitStatus.report_submitted
+            _clear_concern(s, "review")  # each submission waits for its own review
         case ReportAccepted():
             s.report_accepted = True
             s.status = VisitStatus.following_up
@@ -227,8 +234,10 @@ def _apply(s: VisitState, recorded: RecordedEvent) -> None:
         case ReminderSent():
             if e.concern not in s.reminded:
                 s.reminded.append(e.concern)
+            s.reminders[e.concern] = s.reminders.get(e.concern, 0) + 1
         case Escalated():
             s.escalation_levels[e.concern] = e.level
+            s.escalation_repeats[e.concern] = e.repeat
         case VisitClosed():
             s.status = VisitStatus.closed
             s.outcome = e.outcome

@@ -69,3 +69,14 @@ def _recipient_as_actor(payload: Payload) -> Payload:
 
 upcaster("ReminderSent", 1)(_recipient_as_actor)
 upcaster("Escalated", 1)(_recipient_as_actor)
+
+
+def _first_of_its_kind(payload: Payload) -> Payload:
+    """Version 2 reminders and escalations were never repeats; version 3 counts them."""
+    return {**payload, "repeat": 0}
+
+
+upcaster("ReminderSent", 2)(_first_of_its_kind)
+upcaster("Escalated", 2)(_first_of_its_kind)
+upcaster("MonthPlanReminderSent", 1)(_first_of_its_kind)
+upcaster("MonthPlanEscalated", 1)(_first_of_its_kind)

@@ -321,7 +321,9 @@ async def test_a_terminated_visit_is_reported_then_reset_and_its_deadline_fires_
     env = dev_env
     store, plans = EventStore(own_pool), PlanStore(own_pool)
     # The plan must be approved by the visit's start: its approval deadline is seconds away.
-    settings = Settings(task_queue=task_queue, policy=Policy(plan_lead_working_days=0))
+    settings = Settings(
+        task_queue=task_queue, policy=Policy(plan_lead_working_days=0, remind_plan_approval=False)
+    )
     client = VisitClient(env.client, own_pool, task_queue=task_queue)
     visit_id = f.new_id("rs")
     start = (await env.get_current_time()).replace(microsecond=0) + timedelta(seconds=4)

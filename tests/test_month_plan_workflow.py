@@ -263,12 +263,27 @@ async def test_a_missing_plan_is_reminded_then_escalated_at_the_exact_instants_a
         assert summary is not None and summary.late and summary.planned == 3
 
 
-async def test_a_plan_submitted_in_time_is_neither_reminded_nor_escalated(env, pool, task_queue):
+async def test_a_plan_submitted_in_time_is_not_chased_but_its_review_is_until_the_month_is_over(
+    env, pool, task_queue
+):
     async with sales_team(env, pool, task_queue) as team:
         await team.open()
         await team.submit(team.three_visits())
-        await skip_to(env, team.due + timedelta(days=2))
-        assert await team.history_types() == ["MonthPlanOpened", "MonthPlanSubmitted"]
+        month_over = team.day(1, hour=0) + timedelta(days=40)
+        await skip_to(env, month_over + timedelta(days=3))
+        logged = await team.plans.history(team.rep.id, team.month)
+        chased = [e.event for e in logged if isinstance(e.event, MonthPlanReminderSent | MonthPlanEscalated)]
+        # The rep owes nothing; the manager owes a review, reminded, then escalated up the
+        # ladder and repeated to the director daily, until the planned month is over.
+        assert chased and {e.concern for e in chased} == {"plan_review"}
+        first, *escalations = chased
+        assert isinstance(first, MonthPlanReminderSent) and first.recipient == MANAGER
+        assert [(e.level, e.repeat, e.recipient.id) for e in escalations[:3]] == [
+            (1, 0, MANAGER.id),
+            (2, 0, DIRECTOR.id),
+            (2, 1, DIRECTOR.id),
+        ]
+        assert all(e.scheduled_for < team.day(1, hour=0) + timedelta(days=31) for e in escalations)
 
 
 # --- approval opens the visits ------------------------------------------------------------------

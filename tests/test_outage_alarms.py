@@ -72,7 +72,9 @@ async def test_reschedule_after_an_outage_across_the_approval_deadline_is_escala
     dev_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
 ) -> None:
     env = dev_env
-    settings = Settings(task_queue=task_queue, policy=Policy(plan_lead_working_days=0))
+    settings = Settings(
+        task_queue=task_queue, policy=Policy(plan_lead_working_days=0, remind_plan_approval=False)
+    )
     client = VisitClient(env.client, pool, task_queue=task_queue)
     visit_id = f.new_id()
     start = await env.get_current_time() + timedelta(seconds=3)

@@ -80,10 +80,26 @@ async def returned_plan_refusals_and_repeats(client: VisitClient, env: WorkflowE
     return visit_id
 
 
+async def review_chased_and_top_rung_repeated(client: VisitClient, env: WorkflowEnvironment) -> str:
+    """Recorded with the chasing rules on (the settings' defaults): the report's review is
+    reminded, escalated up the ladder and its top rung told again, then the report accepted."""
+    visit_id = f.new_id("replay-review")
+    start = (await env.get_current_time()) + timedelta(days=6)
+    await client.start_visit(f.submit_plan(visit_id, start))
+    await client.send(visit_id, f.approve())
+    await _skip(env, start + timedelta(hours=1) - await env.get_current_time())
+    await client.send(visit_id, f.check_in(start))
+    await client.send(visit_id, f.report())
+    await _skip(env, timedelta(days=7))
+    await client.send(visit_id, f.accept())
+    return visit_id
+
+
 SCENARIOS: list[Scenario] = [
     lifecycle_with_promised_items,
     late_report_escalated_twice,
     returned_plan_refusals_and_repeats,
+    review_chased_and_top_rung_repeated,
 ]
 
 

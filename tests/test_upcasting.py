@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from activities.plan_store import plan_event_from_row
 from activities.store import EventStore, domain_event_from_row, recorded_from_row
 from domain.actors import Actor, Role
 from domain.alarms import escalation_at, reminder_at
@@ -33,8 +34,8 @@ def stored_rows() -> list[dict]:
 def test_the_fixture_holds_version_1_events():
     versions = {(r["type"], r["schema_version"]) for r in stored_rows()}
     assert ("Escalated", 1) in versions and ("ReminderSent", 1) in versions
-    assert Escalated.model_fields["schema_version"].default == 2
-    assert ReminderSent.model_fields["schema_version"].default == 2
+    assert Escalated.model_fields["schema_version"].default == 3
+    assert ReminderSent.model_fields["schema_version"].default == 3
 
 
 def test_a_version_1_escalation_reads_as_the_current_event():
@@ -42,18 +43,30 @@ def test_a_version_1_escalation_reads_as_the_current_event():
     assert {"recipient_id", "recipient_role"} <= set(row["payload"])
     event = domain_event_from_row(row["type"], row["schema_version"], row["payload"])
     assert isinstance(event, Escalated)
-    assert (event.schema_version, event.recipient, event.level) == (
-        2,
+    assert (event.schema_version, event.recipient, event.level, event.repeat) == (
+        3,
         Actor(id="dir-zhao", role=Role.director),
         2,
+        0,
     )
     assert row["payload"]["recipient_id"] == "dir-zhao"  # the stored row itself is untouched
 
 
 def test_upcasting_leaves_current_versions_and_unknown_types_alone():
-    payload = {"concern": "report", "recipient": {"id": "rep-1", "role": "rep"}}
-    assert upcast("ReminderSent", 2, payload) == (2, payload)
+    payload = {"concern": "report", "recipient": {"id": "rep-1", "role": "rep"}, "repeat": 0}
+    assert upcast("ReminderSent", 3, payload) == (3, payload)
     assert upcast("PlanApproved", 1, {"comment": ""}) == (1, {"comment": ""})
+
+
+def test_reminders_and_escalations_recorded_before_repeats_read_as_the_first_of_their_kind():
+    body = {"concern": "report", "recipient": {"id": "rep-1", "role": "rep"}}
+    assert upcast("ReminderSent", 2, body) == (3, {**body, "repeat": 0})
+    assert upcast("Escalated", 2, body) == (3, {**body, "repeat": 0})
+    plan = {"recipient": {"id": "rep-1", "role": "rep"}, "due_at": "2026-11-30T16:00:00Z", "message": "m"}
+    version, lifted = upcast("MonthPlanReminderSent", 1, plan)
+    assert version == 2 and lifted == {**plan, "repeat": 0}
+    event = plan_event_from_row("MonthPlanReminderSent", 1, plan)
+    assert (event.concern, event.repeat) == ("month_plan", 0)  # version 1 chased only the missing plan
 
 
 def test_a_whole_hours_policy_folds_into_the_deadlines_its_log_recorded():
