@@ -345,7 +345,7 @@ def _role_problems(batch: Mapping[str, Person], after: Mapping[str, Person]) -> 
         manager = after[manager_id]
         names = ", ".join(sorted(ids)[:5]) + (", ..." if len(ids) > 5 else "")
         reason = (
-            f"{manager_id} cannot be {_roles([manager.role])} while {names} ({role}) report to them: "
+            f"{manager_id} cannot be {_roles([manager.role])} while {role}s report to them ({names}): "
             f"{_roles([role])} reports to {_roles(MANAGED_BY[role])}; give them another manager first."
         )
         problems.append(PersonProblem(person_id=manager_id, field="role", reason=reason))
