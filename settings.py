@@ -110,5 +110,8 @@ class Settings(BaseSettings):
     )
     """The policy new visits and plans record; the chasing rules default on here, not in the model."""
     planning: PlanRules = Field(default_factory=PlanRules)
+    open_month_plans: bool = Field(
+        default=True, description="open every active rep's plan for next month on the 1st (a schedule)"
+    )
     notify: NotifySettings = Field(default_factory=NotifySettings)
     """The notification relay and its channels (`VISITFLOW_NOTIFY__*`)."""

@@ -6,11 +6,13 @@ import signal
 import asyncpg
 import structlog
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from activities.customers import CustomerStore
 from activities.db import create_pool
 from activities.migrate import migrate
+from activities.people import PeopleStore
 from activities.plan_activities import PlanActivities
 from activities.plan_store import PlanStore
 from activities.store import EventStore
@@ -18,6 +20,7 @@ from activities.visit_activities import VisitActivities
 from connect import connect_temporal, database_url
 from logs import configure_logging
 from settings import Settings
+from workflows.month_opener import SCHEDULE_ID, MonthPlanOpener, ensure_schedule
 from workflows.month_plan import MonthPlanWorkflow
 from workflows.visit import VisitWorkflow
 
@@ -27,17 +30,20 @@ log = structlog.get_logger("visitflow.worker")
 def build_worker(client: Client, pool: asyncpg.Pool, settings: Settings) -> Worker:
     """A worker for the visit and monthly plan workflows and their activities on the configured task queue."""
     activities = VisitActivities(EventStore(pool), settings.policy)
-    plans = PlanActivities(PlanStore(pool), CustomerStore(pool), settings.policy, settings.planning)
+    plans = PlanActivities(
+        PlanStore(pool), CustomerStore(pool), settings.policy, settings.planning, PeopleStore(pool)
+    )
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[VisitWorkflow, MonthPlanWorkflow],
+        workflows=[VisitWorkflow, MonthPlanWorkflow, MonthPlanOpener],
         activities=[
             activities.append_events,
             activities.load_policy,
             plans.append_plan_events,
             plans.review_month_plan,
             plans.load_plan_settings,
+            plans.active_reps,
         ],
     )
 
@@ -53,12 +59,29 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         applied = await migrate(pool)
         if applied:
             log.info("migrated", versions=applied)
+        await _schedule_month_plans(client, settings)
         async with build_worker(client, pool, settings):
             log.info("worker started", task_queue=settings.task_queue, namespace=settings.temporal_namespace)
             await stop.wait()
             log.info("worker stopping")
     finally:
         await pool.close()
+
+
+async def _schedule_month_plans(client: Client, settings: Settings) -> None:
+    """Each month's plans open on a schedule; every worker makes sure it exists."""
+    if not settings.open_month_plans:
+        return
+    try:
+        timezone = settings.policy.timezone
+        made = await ensure_schedule(client, task_queue=settings.task_queue, timezone=timezone)
+    except RPCError as err:
+        # A server without schedules (an old one, the time-skipping test server): plans are
+        # then opened by reps, managers or an operator.
+        log.warning("month plans not scheduled", reason=err.message)
+        return
+    if made:
+        log.info("month plans scheduled", schedule=SCHEDULE_ID)
 
 
 def _stop_on_signals() -> asyncio.Event:

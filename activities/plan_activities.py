@@ -1,16 +1,20 @@
 """The monthly plan workflow's activities: append its events, review a submission, hand out settings."""
 
+from collections.abc import Iterable
 from typing import Protocol
 
 import structlog
+from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import StoreError
 from activities.plan_models import PlanAppendRequest, PlanAppendResult, ReviewRequest
 from activities.plan_store import PlanStore
+from domain.actors import Role
 from domain.customers import CustomerRecord
 from domain.month_plan import PlanSettings, SubmissionReview, review_submission
+from domain.people import Person
 from domain.planning import MonthPlanVisits, PlanRules
 from domain.policy import Policy
 
@@ -23,6 +27,22 @@ class CustomerRegistry(Protocol):
     async def owned_by(self, rep_id: str) -> list[CustomerRecord]: ...
 
 
+class Directory(Protocol):
+    """Who works here (`activities.people.PeopleStore`)."""
+
+    async def active_reps(self) -> list[Person]: ...
+
+    async def get_many(self, ids: Iterable[str]) -> dict[str, Person]: ...
+
+
+class RepLine(BaseModel):
+    """An active rep of the directory with the managers their plan is opened for."""
+
+    rep_id: str
+    manager_id: str | None
+    director_id: str | None
+
+
 def _failure(exc: StoreError) -> ApplicationError:
     kind = type(exc).__name__
     return ApplicationError(exc.message, type=kind, non_retryable=exc.non_retryable)
@@ -32,10 +52,16 @@ class PlanActivities:
     """Activities bound to the plans' store, the customer registry and the settings new plans start with."""
 
     def __init__(
-        self, store: PlanStore, registry: CustomerRegistry, policy: Policy, rules: PlanRules
+        self,
+        store: PlanStore,
+        registry: CustomerRegistry,
+        policy: Policy,
+        rules: PlanRules,
+        directory: Directory | None = None,
     ) -> None:
         self._store = store
         self._registry = registry
+        self._directory = directory
         self._settings = PlanSettings(policy=policy, rules=rules)
 
     @activity.defn(name="append_plan_events")
@@ -95,3 +121,21 @@ class PlanActivities:
     async def load_plan_settings(self) -> PlanSettings:
         """The policy and plan rules configured for new plans (recorded in their first event)."""
         return self._settings
+
+    @activity.defn(name="active_reps")
+    async def active_reps(self) -> list[RepLine]:
+        """Every active rep of the directory, with their manager and that manager's director."""
+        if self._directory is None:
+            return []
+        try:
+            reps = await self._directory.active_reps()
+            managers = await self._directory.get_many({r.manager_id for r in reps if r.manager_id})
+        except StoreError as exc:
+            log.warning("directory read failed", error=type(exc).__name__, reason=exc.message)
+            raise _failure(exc) from exc
+        lines = []
+        for rep in reps:
+            manager = managers.get(rep.manager_id) if rep.manager_id else None
+            director = manager.manager_id if manager is not None and manager.role is Role.manager else None
+            lines.append(RepLine(rep_id=rep.id, manager_id=rep.manager_id, director_id=director))
+        return lines

@@ -581,7 +581,8 @@ def _require_engine(actor: Actor, kind: str) -> None:
 def _open(command: OpenMonthPlan, now: datetime, settings: PlanSettings) -> list[PlanEvent]:
     actor = command.actor
     refuse_own_manager(command.rep_id, command.manager_id)
-    if not may_open(actor, command.rep_id, command.manager_id):
+    # The engine opens every active rep's plan at the start of the month before it.
+    if actor.role is not Role.system and not may_open(actor, command.rep_id, command.manager_id):
         raise RuleViolation(
             "role.open_month_plan",
             f"Only the rep ({command.rep_id}), their manager or a director may open the monthly plan; "
