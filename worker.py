@@ -1,4 +1,4 @@
-"""Wiring only: settings → Temporal client → database pool → worker."""
+"""Wiring only: settings → Temporal client → database pool → worker (+ the notification relay)."""
 
 import asyncio
 import signal
@@ -15,6 +15,7 @@ from activities.migrate import migrate
 from activities.people import PeopleStore
 from activities.plan_activities import PlanActivities
 from activities.plan_store import PlanStore
+from activities.relay import Relay, RelayReport, describe
 from activities.store import EventStore
 from activities.visit_activities import VisitActivities
 from connect import connect_temporal, database_url
@@ -62,8 +63,48 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         await _schedule_month_plans(client, settings)
         async with build_worker(client, pool, settings):
             log.info("worker started", task_queue=settings.task_queue, namespace=settings.temporal_namespace)
+            relay = start_relay(pool, settings, stop) if settings.notify.enabled else None
             await stop.wait()
             log.info("worker stopping")
+            await stop_relay(relay)
+    finally:
+        await pool.close()
+
+
+def start_relay(pool: asyncpg.Pool, settings: Settings, stop: asyncio.Event) -> "asyncio.Task[None]":
+    """The notification relay beside the worker, on the same pool, until `stop` is set."""
+    relay = Relay(pool, settings.notify, timezone=settings.policy.timezone)
+    return asyncio.create_task(relay.run(stop), name="visitflow-relay")
+
+
+async def stop_relay(task: "asyncio.Task[None] | None") -> None:
+    """Wait for the relay to finish its sends under way (it stops with the worker's `stop`)."""
+    if task is None:
+        return
+    (outcome,) = await asyncio.gather(task, return_exceptions=True)
+    if isinstance(outcome, BaseException) and not isinstance(outcome, asyncio.CancelledError):
+        log.error("relay failed", error=describe(outcome))
+
+
+async def serve_relay(
+    settings: Settings, stop: asyncio.Event | None = None, *, once: bool = False
+) -> RelayReport | None:
+    """`visits relay`: the relay alone (no worker), until `stop`; with `once`, deliver what is
+    due now and return what happened."""
+    if not once:
+        stop = stop or _stop_on_signals()
+    pool = await create_pool(
+        database_url(settings), min_size=settings.db_pool_min, max_size=settings.db_pool_max
+    )
+    try:
+        applied = await migrate(pool)
+        if applied:
+            log.info("migrated", versions=applied)
+        relay = Relay(pool, settings.notify, timezone=settings.policy.timezone)
+        if once:
+            return await relay.drain()
+        await relay.run(stop or asyncio.Event())
+        return None
     finally:
         await pool.close()
 
@@ -73,8 +114,9 @@ async def _schedule_month_plans(client: Client, settings: Settings) -> None:
     if not settings.open_month_plans:
         return
     try:
-        timezone = settings.policy.timezone
-        made = await ensure_schedule(client, task_queue=settings.task_queue, timezone=timezone)
+        made = await ensure_schedule(
+            client, task_queue=settings.task_queue, timezone=settings.policy.timezone
+        )
     except RPCError as err:
         # A server without schedules (an old one, the time-skipping test server): plans are
         # then opened by reps, managers or an operator.

@@ -17,7 +17,7 @@ name the stream ("on visit V", "of plan P").
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 from functools import cached_property
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
@@ -514,14 +514,15 @@ class EventLog(Generic[S, R, M, A]):
     # --- the outbox -----------------------------------------------------------------------
 
     async def pending_notifications(self, limit: int = 100) -> list[dict[str, Any]]:
-        """Outbox rows not yet sent (id as text), oldest first.
+        """Outbox rows not yet delivered nor dead (id as text), oldest first.
 
-        Delivery is at least once: a relay that dies before `mark_sent` sends again, so
-        receivers should de-duplicate on the notification id.
+        Delivery is at least once: a relay that dies before recording an outcome sends again,
+        so receivers should de-duplicate on the notification id.
         """
         async with translated():
             rows = await self._pool.fetch(
-                f"SELECT * FROM {self.tables.outbox} WHERE sent_at IS NULL ORDER BY created_at, id LIMIT $1",
+                f"SELECT * FROM {self.tables.outbox} WHERE status IN ('pending', 'delivering')"
+                " ORDER BY created_at, id LIMIT $1",
                 limit,
             )
         return [{**dict(r), "id": str(r["id"])} for r in rows]
@@ -530,8 +531,9 @@ class EventLog(Generic[S, R, M, A]):
         """Record that these notifications were delivered; returns how many were still pending."""
         async with translated():
             status = await self._pool.execute(
-                f"UPDATE {self.tables.outbox} SET sent_at = now(), attempts = attempts + 1"
-                " WHERE id = ANY($1::uuid[]) AND sent_at IS NULL",
+                f"UPDATE {self.tables.outbox} SET sent_at = now(), delivered_at = now(),"
+                " status = 'delivered', claimed_by = NULL, claimed_until = NULL, attempts = attempts + 1"
+                " WHERE id = ANY($1::uuid[]) AND sent_at IS NULL AND status <> 'dead'",
                 list(ids),
             )
         return int(status.split()[-1])
@@ -541,7 +543,222 @@ class EventLog(Generic[S, R, M, A]):
         async with translated():
             status = await self._pool.execute(
                 f"UPDATE {self.tables.outbox} SET attempts = attempts + 1"
-                " WHERE id = ANY($1::uuid[]) AND sent_at IS NULL",
+                " WHERE id = ANY($1::uuid[]) AND sent_at IS NULL AND status <> 'dead'",
                 list(ids),
             )
         return int(status.split()[-1])
+
+    # --- delivery (activities.relay): claims, outcomes, the history, re-drives ------------
+    # The same statements for both outboxes; `notification_attempts` names the stream.
+
+    @cached_property
+    def _claim_sql(self) -> str:
+        t, key = self.tables, self.tables.key
+        # `due` locks the rows it picks and skips rows another relay has locked, so two
+        # relays never claim one row; a claimed row is due again when its lease ends
+        # (next_attempt_at = claimed_until), which frees the rows of a relay killed mid-send.
+        return f"""
+            WITH due AS (
+                SELECT id, status AS was_status, claimed_by AS was_claimed_by, attempts AS was_attempts
+                  FROM {t.outbox}
+                 WHERE status IN ('pending', 'delivering') AND next_attempt_at <= $1
+                 ORDER BY next_attempt_at, id
+                 LIMIT $2
+                   FOR UPDATE SKIP LOCKED
+            ), expired AS (
+                INSERT INTO notification_attempts
+                       (notification_id, stream, attempt, at, relay, outcome, error)
+                SELECT id, $5, was_attempts, $1, was_claimed_by, 'expired',
+                       'the lease of relay ' || was_claimed_by || ' ended before it recorded an outcome'
+                  FROM due WHERE was_status = 'delivering'
+            ), claimed AS (
+                UPDATE {t.outbox} n
+                   SET status = 'delivering', claimed_by = $3, claimed_until = $1 + $4::interval,
+                       next_attempt_at = $1 + $4::interval, attempts = n.attempts + 1
+                  FROM due
+                 WHERE n.id = due.id
+                RETURNING n.id, n.{key}, n.seq, n.kind, n.recipient_id, n.recipient_role, n.level,
+                          n.concern, n.message, n.due_at, n.created_at, n.attempts, n.retry_from,
+                          n.channel, n.resolution
+            )
+            SELECT c.*, {self._context_sql} AS context,
+                   ARRAY(SELECT DISTINCT a.person_id FROM notification_attempts a
+                          WHERE a.notification_id = c.id AND a.outcome = 'delivered'
+                            AND a.person_id IS NOT NULL) AS delivered_to
+              FROM claimed c LEFT JOIN {t.read_model} m ON m.{key} = c.{key}
+             ORDER BY c.created_at, c.id
+        """
+
+    @cached_property
+    def _context_sql(self) -> str:
+        """The read-model columns a notice needs, as one JSON object (`context`)."""
+        wanted = [c for c in CONTEXT_COLUMNS if c in self.tables.summary_columns]
+        pairs = ", ".join(f"'{c}', m.{c}" for c in wanted)
+        return f"CASE WHEN m.{self.tables.key} IS NULL THEN NULL ELSE jsonb_build_object({pairs}) END"
+
+    async def claim_notifications(
+        self, *, now: datetime, limit: int, relay: str, lease: timedelta
+    ) -> list[dict[str, Any]]:
+        """Claim up to `limit` rows due at `now` for `relay` until `now + lease` (id as text).
+
+        Each row has the columns a delivery reads, with `context` (from its stream's read-model
+        row, `CONTEXT_COLUMNS`, as a dict; None without one) and
+        `delivered_to` (the people an earlier attempt already reached). A row reclaimed after
+        an expired lease gets an `expired` attempt in the history.
+        """
+        async with translated():
+            rows = await self._pool.fetch(self._claim_sql, now, limit, relay, lease, self.word)
+        return [{**dict(r), "id": str(r["id"])} for r in rows]
+
+    async def renew_claims(
+        self, ids: Sequence[str], *, now: datetime, relay: str, lease: timedelta
+    ) -> set[str]:
+        """Extend `relay`'s lease on these rows to `now + lease`; returns the ids still its own."""
+        async with translated():
+            rows = await self._pool.fetch(
+                f"UPDATE {self.tables.outbox} SET claimed_until = $2 + $4::interval,"
+                " next_attempt_at = $2 + $4::interval"
+                " WHERE id = ANY($1::uuid[]) AND status = 'delivering' AND claimed_by = $3 RETURNING id",
+                list(ids),
+                now,
+                relay,
+                lease,
+            )
+        return {str(r["id"]) for r in rows}
+
+    async def release_claims(self, ids: Sequence[str], *, now: datetime, relay: str) -> int:
+        """Give back rows `relay` claimed but never tried (it is stopping): due again at `now`."""
+        async with translated():
+            status = await self._pool.execute(
+                f"UPDATE {self.tables.outbox} SET status = 'pending', claimed_by = NULL,"
+                " claimed_until = NULL, next_attempt_at = $2, attempts = attempts - 1"
+                " WHERE id = ANY($1::uuid[]) AND status = 'delivering' AND claimed_by = $3",
+                list(ids),
+                now,
+                relay,
+            )
+        return int(status.split()[-1])
+
+    async def record_deliveries(
+        self,
+        conn: Connection,
+        updates: Sequence["DeliveryUpdate"],
+        attempts: Sequence["AttemptRow"],
+        *,
+        relay: str,
+    ) -> set[str]:
+        """Write the outcome of claimed rows and their attempts, in `conn`'s transaction.
+
+        A row is only updated while `relay` still holds its claim; returns the ids updated
+        (a row missing there was reclaimed after its lease ended, and its outcome is left
+        to the relay that holds it now). The attempts are history and are always written.
+        """
+        if attempts:
+            await conn.execute(
+                "INSERT INTO notification_attempts (notification_id, stream, attempt, at, relay,"
+                " channel, person_id, outcome, error, duration_ms)"
+                " SELECT a.id, $1, a.attempt, a.at, $2, a.channel, a.person_id, a.outcome, a.error, a.ms"
+                " FROM unnest($3::uuid[], $4::int[], $5::timestamptz[], $6::text[], $7::text[], $8::text[],"
+                " $9::text[], $10::int[]) AS a(id, attempt, at, channel, person_id, outcome, error, ms)",
+                self.word,
+                relay,
+                *(list(column) for column in zip(*attempts, strict=True)),
+            )
+        if not updates:
+            return set()
+        rows = await conn.fetch(
+            f"UPDATE {self.tables.outbox} n SET status = u.status, next_attempt_at = u.next_at,"
+            " retry_from = n.retry_from + u.refund, channel = COALESCE(u.channel, n.channel),"
+            " last_error = u.error, resolution = COALESCE(u.resolution::jsonb, n.resolution),"
+            " delivered_at = u.delivered_at, sent_at = COALESCE(u.delivered_at, n.sent_at),"
+            " claimed_by = NULL, claimed_until = NULL"
+            " FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::int[], $5::text[], $6::text[],"
+            " $7::text[], $8::timestamptz[]) AS u(id, status, next_at, refund, channel, error,"
+            " resolution, delivered_at)"
+            " WHERE n.id = u.id AND n.status = 'delivering' AND n.claimed_by = $9"
+            " RETURNING n.id",
+            *(list(column) for column in zip(*updates, strict=True)),
+            relay,
+        )
+        return {str(r["id"]) for r in rows}
+
+    async def notifications(
+        self, *, status: str | None = None, limit: int = 50, ids: Sequence[str] = ()
+    ) -> list[dict[str, Any]]:
+        """Outbox rows, newest first: all, those with `status`, or those whose id starts with
+        one of `ids` (a whole id or its first characters). `stream` names the outbox."""
+        async with translated():
+            rows = await self._pool.fetch(
+                f"SELECT *, $4::text AS stream FROM {self.tables.outbox}"
+                " WHERE ($1::text IS NULL OR status = $1)"
+                " AND (cardinality($3::text[]) = 0 OR id::text LIKE ANY ($3::text[]))"
+                " ORDER BY created_at DESC, id DESC LIMIT $2",
+                status,
+                limit,
+                [f"{i.lower()}%" for i in ids],
+                self.word,
+            )
+        return [{**dict(r), "id": str(r["id"])} for r in rows]
+
+    async def delivery_attempts(self, notification_id: str) -> list[dict[str, Any]]:
+        """The history of one notification of this outbox, in order."""
+        async with translated():
+            rows = await self._pool.fetch(
+                "SELECT attempt, at, relay, channel, person_id, outcome, error, duration_ms"
+                " FROM notification_attempts WHERE notification_id = $1::uuid AND stream = $2"
+                " ORDER BY attempt, id",
+                notification_id,
+                self.word,
+            )
+        return [dict(r) for r in rows]
+
+    async def redrive(self, *, now: datetime, ids: Sequence[str] = (), dead: bool = False) -> list[str]:
+        """Send rows again from `now`: the `ids` (pending or dead), or with `dead` every dead row.
+
+        The recipients are resolved anew and the retry budget starts again; people an earlier
+        attempt reached are not told twice. Rows delivered or being delivered are left alone.
+        Returns the ids re-driven.
+        """
+        async with translated():
+            rows = await self._pool.fetch(
+                f"UPDATE {self.tables.outbox} SET status = 'pending', next_attempt_at = $1,"
+                " resolution = NULL, last_error = NULL, retry_from = attempts"
+                " WHERE status IN ('pending', 'dead')"
+                " AND (id = ANY($2::uuid[]) OR ($3 AND status = 'dead')) RETURNING id",
+                now,
+                list(ids),
+                dead,
+            )
+        return [str(r["id"]) for r in rows]
+
+
+CONTEXT_COLUMNS = ("manager_id", "rep_id", "customer_name", "month")
+"""The read-model columns a claimed notification comes with, where its stream's read model has them."""
+
+
+class DeliveryUpdate(NamedTuple):
+    """The outcome of one claimed row (`EventLog.record_deliveries`), in the order of its columns."""
+
+    id: str
+    status: str
+    next_attempt_at: datetime
+    refund: int
+    """1 for an attempt that only met quiet hours: it does not use up the retry budget."""
+    channel: str | None
+    last_error: str | None
+    resolution: str | None
+    """JSON text of the recorded resolution (`domain.people.Resolved` and the date)."""
+    delivered_at: datetime | None
+
+
+class AttemptRow(NamedTuple):
+    """One line of `notification_attempts`, less the stream and relay."""
+
+    notification_id: str
+    attempt: int
+    at: datetime
+    channel: str | None
+    person_id: str | None
+    outcome: str
+    error: str | None
+    duration_ms: int | None

@@ -243,8 +243,14 @@ def _duration(length: timedelta, lang: Language) -> str:
     return words["sep"].join(parts[:2]) or words["minutes"].format(n=0)
 
 
-def render(facts: NoticeFacts, language: Language = Language.zh) -> Notice:
-    """The notice `facts` make in `language`: subject, plain text, HTML and Markdown."""
+ALL_FORMATS = frozenset({"text", "html", "markdown"})
+
+
+def render(
+    facts: NoticeFacts, language: Language = Language.zh, formats: frozenset[str] = ALL_FORMATS
+) -> Notice:
+    """The notice `facts` make in `language`: the subject, and of plain text, HTML and
+    Markdown those `formats` names (a channel asks for what it sends; the others stay "")."""
     words = _WORDS[language]
     what = _what(facts, language)
     due = local_text(facts.due_at, facts.timezone)
@@ -293,7 +299,38 @@ def render(facts: NoticeFacts, language: Language = Language.zh) -> Notice:
         text_lines.append(f"  {command}")
     footer = [words["footer"]] + ([words["key"].format(key=facts.key)] if facts.key else [])
     text_lines += ["", *footer]
+    text = "\n".join(text_lines) + "\n" if "text" in formats else ""
+    html_body = (
+        _html(language, hello, deputy, head, rows, step, command, footer, colon) if "html" in formats else ""
+    )
+    markdown = ""
+    if "markdown" in formats:
+        md = _markdown_safe
+        md_lines = [f"### {md(subject)}", "", md(head), ""]
+        if deputy:
+            md_lines += [md(deputy), ""]
+        md_lines += [f"- **{md(label)}**{colon}{md(value)}" for label, value in rows]
+        md_lines += ["", f"**{md(words['next'])}**{colon}{md(step)}"]
+        if command:
+            md_lines += ["", "`" + command.replace("`", "'") + "`"]
+        markdown = "\n".join(md_lines)
+    return Notice(
+        language=language, subject=" ".join(subject.split()), text=text, html=html_body, markdown=markdown
+    )
 
+
+def _html(
+    language: Language,
+    hello: str,
+    deputy: str | None,
+    head: str,
+    rows: list[tuple[str, str]],
+    step: str,
+    command: str | None,
+    footer: list[str],
+    colon: str,
+) -> str:
+    words = _WORDS[language]
     e = html.escape
     html_rows = "".join(
         f'<tr><th align="left">{e(label)}</th><td>{e(value)}</td></tr>' for label, value in rows
@@ -310,24 +347,8 @@ def render(facts: NoticeFacts, language: Language = Language.zh) -> Notice:
         html_parts.append(f"<pre><code>{e(command)}</code></pre>")
     html_parts.append(f"<p><small>{'<br>'.join(e(line) for line in footer)}</small></p>")
     lang_attr = "zh-CN" if language is Language.zh else "en"
-    html_body = (
+    return (
         f'<!DOCTYPE html>\n<html lang="{lang_attr}"><body>\n' + "\n".join(html_parts) + "\n</body></html>\n"
-    )
-
-    md = _markdown_safe
-    md_lines = [f"### {md(subject)}", "", md(head), ""]
-    if deputy:
-        md_lines += [md(deputy), ""]
-    md_lines += [f"- **{md(label)}**{colon}{md(value)}" for label, value in rows]
-    md_lines += ["", f"**{md(words['next'])}**{colon}{md(step)}"]
-    if command:
-        md_lines += ["", "`" + command.replace("`", "'") + "`"]
-    return Notice(
-        language=language,
-        subject=" ".join(subject.split()),
-        text="\n".join(text_lines) + "\n",
-        html=html_body,
-        markdown="\n".join(md_lines),
     )
 
 

@@ -3,7 +3,9 @@
 Starts (or reuses) an embedded PostgreSQL in ``<data_dir>/pgdata`` and a Temporal dev
 server with its web UI persisted to ``<data_dir>/temporal.db`` — each only when the
 settings name no external server — writes their addresses where other terminals' `visits`
-commands find them, and runs the worker until Ctrl-C or SIGTERM.
+commands find them, and runs the worker until Ctrl-C or SIGTERM. Unless
+``VISITFLOW_NOTIFY__SMTP_HOST`` names a mail server, a local SMTP sink takes the relay's
+email and keeps each message as a file in ``<data_dir>/mail/`` (`MailSink`).
 """
 
 import asyncio
@@ -13,7 +15,7 @@ import logging
 import socket
 import warnings
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -149,7 +151,49 @@ async def _start_temporal(settings: Settings, data_dir: Path) -> WorkflowEnviron
     )
 
 
-def banner(settings: Settings, endpoints: Endpoints) -> str:
+class MailSink:
+    """`visits dev`'s SMTP server (aiosmtpd, in this process's event loop): it accepts every
+    message and keeps it as one ``.eml`` file in `directory`, named by time and recipient,
+    so a developer reads the relay's email with any mail reader or a text editor."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._count = 0
+
+    async def start(self) -> int:
+        """Listen on a free port of 127.0.0.1; returns the port."""
+        from aiosmtpd.smtp import SMTP
+
+        # aiosmtpd logs every SMTP command at INFO; "mail kept" says what matters.
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: SMTP(self, hostname="visitflow-dev", ident="visitflow dev mail sink"), HOST, 0
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self.port
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        """aiosmtpd's hook: keep the message, say 250."""
+        self._count += 1
+        to = "".join(c if c.isalnum() or c in "@.-_" else "_" for c in ",".join(envelope.rcpt_tos))[:80]
+        name = f"{datetime.now():%Y%m%d-%H%M%S}-{self._count:04d}-{to}.eml"
+        content = envelope.original_content or envelope.content
+        await asyncio.to_thread((self.directory / name).write_bytes, content)
+        log.info("mail kept", file=name, to=envelope.rcpt_tos)
+        return "250 Message kept"
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+
+def banner(settings: Settings, endpoints: Endpoints, *, mail: str | None = None) -> str:
     """The short block that tells a developer where everything is."""
     rows = [
         ("Temporal", f"{endpoints.temporal_address}  (namespace {endpoints.namespace})"),
@@ -158,6 +202,8 @@ def banner(settings: Settings, endpoints: Endpoints) -> str:
         ("Task queue", settings.task_queue),
         ("Data", str(settings.data_dir.resolve())),
     ]
+    if mail:
+        rows.append(("Mail", mail))
     width = max(len(name) for name, _ in rows)
     lines = ["visitflow dev is running (Ctrl-C stops it)"]
     lines += [f"  {name.ljust(width)}  {value}" for name, value in rows]
@@ -175,6 +221,7 @@ async def run_dev(settings: Settings, stop_event: asyncio.Event) -> None:
             _check_ports(settings)
         postgres: _EmbeddedPostgres | None = None
         temporal: WorkflowEnvironment | None = None
+        sink: MailSink | None = None
         try:
             if settings.database_url:
                 database_url = settings.database_url.get_secret_value()
@@ -198,16 +245,28 @@ async def run_dev(settings: Settings, stop_event: asyncio.Event) -> None:
             resolved = settings.model_copy(
                 update={"temporal_address": address, "database_url": SecretStr(database_url)}
             )
+            mail: str | None = None
+            if not settings.notify.smtp_host:
+                # No mail server named: the relay's email lands in files a newcomer can open.
+                sink = MailSink(data_dir / "mail")
+                port = await sink.start()
+                notify = settings.notify.model_copy(
+                    update={"smtp_host": HOST, "smtp_port": port, "smtp_starttls": False, "smtp_tls": False}
+                )
+                resolved = resolved.model_copy(update={"notify": notify})
+                mail = f"{sink.directory}  (one .eml file per message; SMTP sink on {HOST}:{port})"
             write_endpoints(settings, endpoints)
             try:
                 serving = asyncio.create_task(worker.serve(resolved, stop_event))
                 # The banner comes once the worker has migrated the database and polls.
                 if await _wait_ready(serving, resolved):
-                    print(banner(settings, endpoints), flush=True)
+                    print(banner(settings, endpoints, mail=mail), flush=True)
                 await serving
             finally:
                 endpoints_file(settings).unlink(missing_ok=True)
         finally:
+            if sink is not None:
+                await sink.stop()
             if temporal is not None:
                 await temporal.shutdown()
             if postgres is not None:

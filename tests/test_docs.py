@@ -27,7 +27,7 @@ from domain.events import Escalated
 from domain.month_plan import OpenMonthPlan, SubmitMonthPlan
 from domain.planning import PlanRules
 from domain.policy import Policy
-from settings import Settings
+from settings import NotifySettings, Settings
 from starter.cli import app
 from starter.cli.common import CliContext
 from starter.client import VisitClient
@@ -140,10 +140,11 @@ def test_the_json_examples_match_the_models():
 
 
 def every_setting() -> set[str]:
-    nested = ("policy", "planning")
+    nested = ("policy", "planning", "notify")
     names = {f"VISITFLOW_{name.upper()}" for name in Settings.model_fields if name not in nested}
     names |= {f"VISITFLOW_POLICY__{name.upper()}" for name in Policy.model_fields}
     names |= {f"VISITFLOW_PLANNING__{name.upper()}" for name in PlanRules.model_fields}
+    names |= {f"VISITFLOW_NOTIFY__{name.upper()}" for name in NotifySettings.model_fields}
     return names
 
 

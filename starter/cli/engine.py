@@ -1,7 +1,8 @@
-"""`visits dev` and `visits worker`: run the engine itself, until Ctrl-C."""
+"""`visits dev`, `visits worker` and `visits relay`: run the engine itself, until Ctrl-C."""
 
 import asyncio
 import signal
+from typing import Annotated
 
 import typer
 
@@ -40,6 +41,30 @@ def worker_command(ctx: typer.Context) -> None:
 
     async def main(_: CliContext, s: Settings) -> None:
         await worker.serve(s, _stop_on_signals())
+
+    run(ctx, main)
+
+
+@engine_app.command("relay")
+def relay_command(
+    ctx: typer.Context,
+    once: Annotated[
+        bool, typer.Option("--once", help="Deliver what is due now, print what happened, and exit.")
+    ] = False,
+) -> None:
+    """Run the notification relay alone (no worker), for deployments that scale it apart."""
+    import worker
+
+    _, settings = load_settings(ctx)
+    configure_logging(settings.log_format, settings.log_level)
+
+    async def main(_: CliContext, s: Settings) -> None:
+        report = await worker.serve_relay(s, None if once else _stop_on_signals(), once=once)
+        if report is not None:
+            typer.echo(
+                f"{report.delivered} delivered, {report.retry} to retry, {report.postponed} postponed "
+                f"(quiet hours), {report.dead} dead; {report.sends} message(s) sent"
+            )
 
     run(ctx, main)
 

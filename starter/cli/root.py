@@ -14,6 +14,7 @@ from starter.cli.common import DEFAULT_TIMEOUT, CliContext
 from starter.cli.customers import customers_app
 from starter.cli.engine import engine_app
 from starter.cli.kpi import kpi_app
+from starter.cli.notifications import notifications_app
 from starter.cli.people import people_app
 from starter.cli.plans import plan_app
 from starter.cli.visits import visits_app
@@ -52,6 +53,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(customers_app, name="customers")
 app.add_typer(people_app, name="people")
 app.add_typer(plan_app, name="plan")
+app.add_typer(notifications_app, name="notifications")
 
 
 def main() -> None:
