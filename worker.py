@@ -30,7 +30,7 @@ log = structlog.get_logger("visitflow.worker")
 
 def build_worker(client: Client, pool: asyncpg.Pool, settings: Settings) -> Worker:
     """A worker for the visit and monthly plan workflows and their activities on the configured task queue."""
-    activities = VisitActivities(EventStore(pool), settings.policy)
+    activities = VisitActivities(EventStore(pool), settings.policy, PeopleStore(pool))
     plans = PlanActivities(
         PlanStore(pool), CustomerStore(pool), settings.policy, settings.planning, PeopleStore(pool)
     )
@@ -41,6 +41,7 @@ def build_worker(client: Client, pool: asyncpg.Pool, settings: Settings) -> Work
         activities=[
             activities.append_events,
             activities.load_policy,
+            activities.check_deputy,
             plans.append_plan_events,
             plans.review_month_plan,
             plans.load_plan_settings,

@@ -1,5 +1,7 @@
 """What crosses the boundary between the visit workflow and its activities."""
 
+from datetime import datetime
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.events import RecordedEvent
@@ -25,3 +27,13 @@ class AppendResult(BaseModel):
     last_seq: int
     head_hash: str
     duplicate: bool = False
+
+
+class DeputyCheck(BaseModel):
+    """Whether `deputy_id` may act for the absent `absent_id` at `at` (the directory says)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    deputy_id: str
+    absent_id: str
+    at: datetime

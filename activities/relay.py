@@ -415,6 +415,7 @@ class Relay:
             recipient_role=person.role.value,
             recipient_name=person.display_name,
             standing_in_for=f"{standing.display_name} ({standing.id})" if standing else None,
+            standing_in_for_id=standing.id if standing else None,
             key=job.key(person.id),
         )
         notice = render(facts, person.language, sender.formats)

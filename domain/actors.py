@@ -35,7 +35,13 @@ Reason = Annotated[str, Field(min_length=1, max_length=2_000)]
 
 
 class CommandBase(Frozen):
-    """What every command carries: a client-chosen id (the idempotency key) and who acts."""
+    """What every command carries: a client-chosen id (the idempotency key) and who acts.
+
+    `on_behalf_of` names the absent manager a deputy stands in for (代理): the deputy acts
+    with that manager's authority while the directory says they are away, and the log
+    records the act as the deputy's, for that manager.
+    """
 
     command_id: CommandId
     actor: Actor
+    on_behalf_of: Annotated[str, Field(min_length=1, max_length=200)] | None = None

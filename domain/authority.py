@@ -22,11 +22,32 @@ def refuse_own_manager(rep_id: str, manager_id: str) -> None:
         raise RuleViolation("plan.own_manager", "A rep cannot be the manager who approves their own plan.")
 
 
-def is_approver(actor: Actor, manager_id: str, director_id: str | None) -> bool:
-    """The stream's manager, or its director (any director when it names none)."""
+def is_approver(
+    actor: Actor, manager_id: str, director_id: str | None, on_behalf_of: str | None = None
+) -> bool:
+    """The stream's manager (or the deputy standing in for them), or its director (any
+    director when it names none)."""
+    if on_behalf_of is not None:
+        return actor.role is Role.manager and on_behalf_of == manager_id
     if actor.role is Role.director:
         return director_id is None or actor.id == director_id
     return actor.role is Role.manager and actor.id == manager_id
+
+
+def check_deputy(actor: Actor, on_behalf_of: str | None, manager_id: str) -> None:
+    """A deputy stands in only for the stream's own manager, and only as a manager (`role.deputy`).
+
+    Whether the directory names them that manager's deputy on the day is checked where the
+    directory is read, before the command is decided.
+    """
+    if on_behalf_of is None:
+        return
+    if actor.role is not Role.manager or on_behalf_of != manager_id:
+        raise RuleViolation(
+            "role.deputy",
+            f"{actor.id} ({actor.role}) cannot act for {on_behalf_of}: a deputy is a manager who stands "
+            f"in for the absent manager of this stream ({manager_id}).",
+        )
 
 
 def approvers(whose: str, manager_id: str, director_id: str | None) -> str:
@@ -36,10 +57,18 @@ def approvers(whose: str, manager_id: str, director_id: str | None) -> str:
 
 
 def require_approver(
-    actor: Actor, manager_id: str, director_id: str | None, *, whose: str, action: str, kind: str
+    actor: Actor,
+    manager_id: str,
+    director_id: str | None,
+    *,
+    whose: str,
+    action: str,
+    kind: str,
+    on_behalf_of: str | None = None,
 ) -> None:
-    """Only the manager or a director may `action` (`role.<kind>`); `whose` is "visit's", "plan's"."""
-    if not is_approver(actor, manager_id, director_id):
+    """Only the manager (or their deputy) or a director may `action` (`role.<kind>`); `whose` is
+    "visit's", "plan's"."""
+    if not is_approver(actor, manager_id, director_id, on_behalf_of):
         raise RuleViolation(
             f"role.{kind}",
             f"Only {approvers(whose, manager_id, director_id)} may {action}; "

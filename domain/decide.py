@@ -8,9 +8,10 @@ validators, its timers, the tests and the auditor all go through this one functi
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from domain.actors import Actor, Role
+from domain.actors import Actor, CommandBase, Role
 from domain.alarms import check_escalation, check_reminder, escalation_recipient
 from domain.authority import (
+    check_deputy,
     is_approver,
     may_open,
     refuse_auditor,
@@ -41,6 +42,7 @@ from domain.commands import (
 from domain.deadlines import chased, concern
 from domain.errors import RuleViolation
 from domain.events import (
+    DeputyActed,
     Escalated,
     Event,
     PlanApproved,
@@ -92,8 +94,8 @@ def _is_rep(state: VisitState, actor: Actor) -> bool:
     return actor.role is Role.rep and actor.id == state.rep_id
 
 
-def _is_approver(state: VisitState, actor: Actor) -> bool:
-    return is_approver(actor, state.manager_id, state.director_id)
+def _is_approver(state: VisitState, actor: Actor, on_behalf_of: str | None = None) -> bool:
+    return is_approver(actor, state.manager_id, state.director_id, on_behalf_of)
 
 
 def _require_rep(state: VisitState, actor: Actor, action: str, kind: str) -> None:
@@ -104,12 +106,21 @@ def _require_rep(state: VisitState, actor: Actor, action: str, kind: str) -> Non
         )
 
 
-def _require_approver(state: VisitState, actor: Actor, action: str, kind: str) -> None:
-    require_approver(actor, state.manager_id, state.director_id, whose="visit's", action=action, kind=kind)
+def _require_approver(state: VisitState, c: CommandBase, action: str, kind: str) -> None:
+    require_approver(
+        c.actor,
+        state.manager_id,
+        state.director_id,
+        whose="visit's",
+        action=action,
+        kind=kind,
+        on_behalf_of=c.on_behalf_of,
+    )
 
 
-def _require_rep_or_approver(state: VisitState, actor: Actor, action: str, kind: str) -> None:
-    if not (_is_rep(state, actor) or _is_approver(state, actor)):
+def _require_rep_or_approver(state: VisitState, c: CommandBase, action: str, kind: str) -> None:
+    actor = c.actor
+    if not (_is_rep(state, actor) or _is_approver(state, actor, c.on_behalf_of)):
         raise RuleViolation(
             f"role.{kind}",
             f"Only the visit's rep ({state.rep_id}), its manager ({state.manager_id}) or a "
@@ -187,7 +198,7 @@ def _revise(s: VisitState, c: RevisePlan, now: datetime) -> list[Event]:
 
 
 def _approve(s: VisitState, c: ApprovePlan, now: datetime) -> list[Event]:
-    _require_approver(s, c.actor, "approve the plan", c.kind)
+    _require_approver(s, c, "approve the plan", c.kind)
     if s.status is VisitStatus.returned_for_changes:
         raise RuleViolation(
             "state.approve_plan",
@@ -205,19 +216,19 @@ def _approve(s: VisitState, c: ApprovePlan, now: datetime) -> list[Event]:
 
 
 def _reject(s: VisitState, c: RejectPlan, now: datetime) -> list[Event]:
-    _require_approver(s, c.actor, "reject the plan", c.kind)
+    _require_approver(s, c, "reject the plan", c.kind)
     _require_status(s, OPEN_PLAN, "reject the plan", c.kind)
     return [PlanRejected(reason=c.reason), VisitClosed(outcome=VisitOutcome.rejected)]
 
 
 def _return_plan(s: VisitState, c: ReturnPlan, now: datetime) -> list[Event]:
-    _require_approver(s, c.actor, "return the plan", c.kind)
+    _require_approver(s, c, "return the plan", c.kind)
     _require_status(s, (VisitStatus.awaiting_approval,), "return the plan", c.kind)
     return [PlanReturned(reason=c.reason)]
 
 
 def _reschedule(s: VisitState, c: Reschedule, now: datetime) -> list[Event]:
-    _require_rep_or_approver(s, c.actor, "reschedule the visit", c.kind)
+    _require_rep_or_approver(s, c, "reschedule the visit", c.kind)
     _require_status(s, BEFORE_VISIT, "reschedule the visit", c.kind)
     duration = c.duration_minutes or s.plan.duration_minutes
     if c.scheduled_start == s.plan.scheduled_start and duration == s.plan.duration_minutes:
@@ -237,7 +248,7 @@ def _reschedule(s: VisitState, c: Reschedule, now: datetime) -> list[Event]:
 
 
 def _cancel(s: VisitState, c: CancelVisit, now: datetime) -> list[Event]:
-    _require_rep_or_approver(s, c.actor, "cancel the visit", c.kind)
+    _require_rep_or_approver(s, c, "cancel the visit", c.kind)
     _require_status(s, BEFORE_VISIT, "cancel the visit", c.kind)
     return [VisitCancelled(reason=c.reason), VisitClosed(outcome=VisitOutcome.cancelled)]
 
@@ -326,20 +337,20 @@ def _closing(s: VisitState, open_after: int) -> list[Event]:
 
 
 def _accept(s: VisitState, c: AcceptReport, now: datetime) -> list[Event]:
-    _require_approver(s, c.actor, "accept the report", c.kind)
+    _require_approver(s, c, "accept the report", c.kind)
     _require_status(s, (VisitStatus.report_submitted,), "accept the report", c.kind)
     return [ReportAccepted(comment=c.comment), *_closing(s, len(s.open_items()))]
 
 
 def _return_report(s: VisitState, c: ReturnReport, now: datetime) -> list[Event]:
-    _require_approver(s, c.actor, "return the report", c.kind)
+    _require_approver(s, c, "return the report", c.kind)
     _require_status(s, (VisitStatus.report_submitted,), "return the report", c.kind)
     # The revision is due a full report period after the return, counted from now.
     return [ReportReturned(reason=c.reason, report_due_at=report_deadline(now, s.policy))]
 
 
 def _waive(s: VisitState, c: WaiveReport, now: datetime) -> list[Event]:
-    _require_approver(s, c.actor, "waive the report", c.kind)
+    _require_approver(s, c, "waive the report", c.kind)
     _require_status(s, REPORT_MISSING, "waive the report", c.kind)
     waived = s.model_copy(update={"report_waived": True})
     return [ReportWaived(reason=c.reason), *_closing(waived, len(s.open_items()))]
@@ -436,6 +447,10 @@ def decide(state: VisitState | None, command: Command, now: datetime, policy: Po
     actor = command.actor
     refuse_auditor(actor, "visits")
     if isinstance(command, SubmitPlan):
+        if command.on_behalf_of is not None:
+            raise RuleViolation(
+                "role.deputy", "A visit is opened by its own rep, manager or a director, not by a deputy."
+            )
         if state is not None:
             raise RuleViolation("visit.exists", f"Visit {state.visit_id} already exists; it has a plan.")
         return _submit(command, now, policy)
@@ -447,7 +462,10 @@ def decide(state: VisitState | None, command: Command, now: datetime, policy: Po
             "state.closed",
             f"Visit {state.visit_id} is closed ({outcome}); nothing more can be recorded on it.",
         )
-    refuse_engine(
-        actor, isinstance(command, Remind | Escalate), "The engine only issues reminders and escalations."
-    )
-    return _RULES[type(command)](state, command, now)
+    engine_only = isinstance(command, Remind | Escalate)
+    refuse_engine(actor, engine_only, "The engine only issues reminders and escalations.")
+    check_deputy(actor, command.on_behalf_of, state.manager_id)
+    events = _RULES[type(command)](state, command, now)
+    if command.on_behalf_of is not None:
+        return [DeputyActed(for_id=command.on_behalf_of), *events]
+    return events

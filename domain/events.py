@@ -139,6 +139,14 @@ class Escalated(EventBase):
     repeat: int = 0
 
 
+class DeputyActed(EventBase):
+    """The command's actor (the row's) acted as the deputy of `for_id`, who was away (代理);
+    recorded first among the events the command decided."""
+
+    type: Literal["DeputyActed"] = "DeputyActed"
+    for_id: str
+
+
 class VisitOutcome(StrEnum):
     completed = "completed"
     report_waived = "report_waived"
@@ -167,7 +175,8 @@ Event = Annotated[
     | PromisedItemCompleted
     | ReminderSent
     | Escalated
-    | VisitClosed,
+    | VisitClosed
+    | DeputyActed,
     Field(discriminator="type"),
 ]
 

@@ -23,6 +23,7 @@ from domain import alarms
 from domain.actors import Actor, Role
 from domain.alarms import Alarm, Chased, Concern, check_escalation, check_reminder, escalation_recipient
 from domain.authority import (
+    check_deputy,
     may_open,
     refuse_auditor,
     refuse_engine,
@@ -35,7 +36,7 @@ from domain.chain import GENESIS_HASH
 from domain.commands import CommandBase, Escalate, Reason, Remind, SubmitPlan, VisitId
 from domain.customers import CustomerRecord
 from domain.errors import RuleViolation
-from domain.events import EventBase
+from domain.events import DeputyActed, EventBase
 from domain.models import Customer, Frozen, Instant, Name, Plan
 from domain.plan_checks import Finding, blocking, check_month_plan
 from domain.planning import (
@@ -278,7 +279,8 @@ PlanEvent = Annotated[
     | MonthPlanReminderSent
     | MonthPlanEscalated
     | PlannedVisitStarted
-    | PlannedVisitNotStarted,
+    | PlannedVisitNotStarted
+    | DeputyActed,
     Field(discriminator="type"),
 ]
 
@@ -451,6 +453,8 @@ def _apply(s: MonthPlanState, recorded: RecordedPlanEvent) -> None:
             s.started[e.visit_id] = e.workflow_id
         case PlannedVisitNotStarted():
             s.not_started[e.visit_id] = StartRefusal(rule=e.rule, reason=e.reason)
+        case DeputyActed():
+            pass  # the who is on record; the authority was the absent manager's
         case _:
             raise ValueError(f"no rule to apply plan event type {e.type}")
 
@@ -569,8 +573,16 @@ def _refuse_state(s: MonthPlanState, action: str, kind: str) -> RuleViolation:
     return RuleViolation(f"state.{kind}", f"Cannot {action} {_plan_words(s)}: {_STATUS_WORDS[s.status]}.")
 
 
-def _require_approver(s: MonthPlanState, actor: Actor, action: str, kind: str) -> None:
-    require_approver(actor, s.manager_id, s.director_id, whose="plan's", action=action, kind=kind)
+def _require_approver(s: MonthPlanState, c: CommandBase, action: str, kind: str) -> None:
+    require_approver(
+        c.actor,
+        s.manager_id,
+        s.director_id,
+        whose="plan's",
+        action=action,
+        kind=kind,
+        on_behalf_of=c.on_behalf_of,
+    )
 
 
 def _require_engine(actor: Actor, kind: str) -> None:
@@ -675,7 +687,7 @@ def _submit(
 
 
 def _approve(s: MonthPlanState, c: ApproveMonthPlan, now: datetime) -> list[PlanEvent]:
-    _require_approver(s, c.actor, "approve " + _plan_words(s), c.kind)
+    _require_approver(s, c, "approve " + _plan_words(s), c.kind)
     if s.status is not MonthPlanStatus.submitted:
         raise _refuse_state(s, "approve", c.kind)
     planned = [v.visit_id for v in s.visits]
@@ -710,7 +722,7 @@ def _approve(s: MonthPlanState, c: ApproveMonthPlan, now: datetime) -> list[Plan
 
 
 def _return(s: MonthPlanState, c: ReturnMonthPlan, now: datetime) -> list[PlanEvent]:
-    _require_approver(s, c.actor, "return " + _plan_words(s), c.kind)
+    _require_approver(s, c, "return " + _plan_words(s), c.kind)
     if s.status is not MonthPlanStatus.submitted:
         raise _refuse_state(s, "return", c.kind)
     return [MonthPlanReturned(reason=c.reason)]
@@ -815,6 +827,7 @@ def _common(state: MonthPlanState | None, command: CommandBase) -> MonthPlanStat
         raise RuleViolation("plan.unknown", "This monthly plan has not been opened.")
     engine_only = isinstance(command, Remind | Escalate | RecordVisitStarted | RecordVisitNotStarted)
     refuse_engine(actor, engine_only, "The engine only issues reminders, escalations and visit starts.")
+    check_deputy(actor, command.on_behalf_of, state.manager_id)
     return state
 
 
@@ -860,7 +873,10 @@ def decide(
         if review is None:
             raise ValueError("a submission is decided with the registry's review")
         return _submit(s, command, now, review)
-    return _RULES[type(command)](s, command, now)
+    events = _RULES[type(command)](s, command, now)
+    if command.on_behalf_of is not None:
+        return [DeputyActed(for_id=command.on_behalf_of), *events]
+    return events
 
 
 # --- the read model ---------------------------------------------------------------------------

@@ -52,6 +52,8 @@ class NoticeFacts(BaseModel):
     recipient_name: str
     standing_in_for: str | None = None
     """The absent person (name and id) whose notification a deputy receives."""
+    standing_in_for_id: str | None = None
+    """That absent person's id: the deputy's commands act for them (`--for`)."""
     key: str = ""
     """The notification's idempotency key, shown so a person can tell a repeat."""
 
@@ -159,6 +161,8 @@ def _next_step(f: NoticeFacts, lang: Language) -> tuple[str, str | None]:
     """What the person told should do next, and the `visits` command for it (or None)."""
     zh = lang is Language.zh
     v, owner, who = f.stream_id, f.owner_id or "OWNER", f"{f.recipient_role}:{f.recipient_id}"
+    if f.standing_in_for_id:
+        who += f" --for {f.standing_in_for_id}"  # a deputy acts with the absent manager's authority
     show = f"visits show {v}"
     c, owes = f.concern, f.kind == "reminder"
     if f.stream == "plan":

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from domain.actors import Actor
 from domain.events import (
     GENESIS_HASH,
+    DeputyActed,
     Escalated,
     PlanApproved,
     PlanRejected,
@@ -238,6 +239,8 @@ def _apply(s: VisitState, recorded: RecordedEvent) -> None:
         case Escalated():
             s.escalation_levels[e.concern] = e.level
             s.escalation_repeats[e.concern] = e.repeat
+        case DeputyActed():
+            pass  # the who is on record; the authority was the absent manager's
         case VisitClosed():
             s.status = VisitStatus.closed
             s.outcome = e.outcome

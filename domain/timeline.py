@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from domain.actors import Role
 from domain.calendar import local_text
 from domain.events import (
+    DeputyActed,
     Escalated,
     Event,
     PlanApproved,
@@ -221,6 +222,8 @@ def describe(event: Event, state: VisitState) -> tuple[str, str]:
             )
         case VisitClosed():
             return f"Visit closed: {event.outcome.value.replace('_', ' ')}", ""
+        case DeputyActed():
+            return f"Acting as deputy for {event.for_id}, who is away", ""
     raise ValueError(f"no description for event type {event.type}")
 
 
@@ -260,4 +263,6 @@ def describe_plan(event: PlanEvent, state: MonthPlanState) -> tuple[str, str]:
             return f"Visit {event.visit_id} opened (workflow {event.workflow_id})", ""
         case PlannedVisitNotStarted():
             return f"Visit {event.visit_id} not opened ({event.rule})", event.reason
+        case DeputyActed():
+            return f"Acting as deputy for {event.for_id}, who is away", ""
     raise ValueError(f"no description for plan event type {event.type}")

@@ -33,6 +33,8 @@ from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.models import DeputyCheck
+    from activities.visit_activities import VisitActivities
     from domain.actors import CommandBase
     from domain.alarms import Alarm
     from domain.errors import RuleViolation
@@ -291,6 +293,8 @@ class CommandLog(Generic[S, R, Res]):
             if known is not None:
                 return known
             await self.fire_due_alarms()
+            if command.on_behalf_of is not None:
+                await self._check_deputy(command)
             try:
                 decision = decide(self.current(), workflow.now())
                 decided = await decision if inspect.isawaitable(decision) else decision
@@ -301,6 +305,23 @@ class CommandLog(Generic[S, R, Res]):
                     command, decided.events, occurred_at=decided.occurred_at, **decided.extra
                 )
             return await self.record(command, decided)
+
+    async def _check_deputy(self, command: CommandBase) -> None:
+        """A deputy acts only while the directory says so: asked before the command is decided."""
+        try:
+            await workflow.execute_activity_method(
+                VisitActivities.check_deputy,
+                DeputyCheck(
+                    deputy_id=command.actor.id, absent_id=command.on_behalf_of or "", at=workflow.now()
+                ),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=APPEND_RETRY,
+            )
+        except ActivityError as err:
+            cause = err.cause
+            if isinstance(cause, ApplicationError) and cause.type == "role.deputy":
+                raise ApplicationError(cause.message, type=cause.type, non_retryable=True) from None
+            raise
 
     async def fire_due_alarms(self) -> None:
         """Record every alarm whose time has come, in time order (hold the lock).

@@ -81,6 +81,14 @@ AsOpt = Annotated[
     str | None,
     typer.Option("--as", metavar="ROLE:ID", help="Who acts: rep, manager, director or auditor, and id."),
 ]
+ForOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--for",
+        metavar="MANAGER_ID",
+        help="Act as the deputy of this absent manager (the directory must name you their deputy).",
+    ),
+]
 CommandIdOpt = Annotated[
     str | None,
     typer.Option(

@@ -35,6 +35,7 @@ from starter.cli.common import (
     CliContext,
     CommandIdOpt,
     CommentOpt,
+    ForOpt,
     JsonOpt,
     JsonOut,
     Output,
@@ -236,6 +237,7 @@ def approve(
     ] = None,
     comment: CommentOpt = None,
     actor: AsOpt = None,
+    for_id: ForOpt = None,
     command_id: CommandIdOpt = None,
     json_body: JsonOpt = None,
     output: OutputOpt = Output.text,
@@ -246,6 +248,7 @@ def approve(
         body = envelope(json_body, actor, command_id)
         put(body, "visit_ids", visit or None)
         put(body, "comment", comment)
+        put(body, "on_behalf_of", for_id)
         await _send(cli, settings, rep_id, month, ApproveMonthPlan.model_validate(body), output)
 
     run(ctx, main)
@@ -258,6 +261,7 @@ def return_plan(
     month: MonthArg,
     reason: ReasonOpt = None,
     actor: AsOpt = None,
+    for_id: ForOpt = None,
     command_id: CommandIdOpt = None,
     json_body: JsonOpt = None,
     output: OutputOpt = Output.text,
@@ -267,6 +271,7 @@ def return_plan(
     async def main(cli: CliContext, settings: Settings) -> None:
         body = envelope(json_body, actor, command_id)
         put(body, "reason", reason)
+        put(body, "on_behalf_of", for_id)
         await _send(cli, settings, rep_id, month, ReturnMonthPlan.model_validate(body), output)
 
     run(ctx, main)

@@ -29,6 +29,7 @@ from starter.cli.common import (
     CliContext,
     CommandIdOpt,
     CommentOpt,
+    ForOpt,
     JsonOpt,
     JsonOut,
     Output,
@@ -181,12 +182,22 @@ def approve(
     visit_id: VisitIdArg,
     comment: CommentOpt = None,
     actor: AsOpt = None,
+    for_id: ForOpt = None,
     command_id: CommandIdOpt = None,
     json_body: JsonOpt = None,
     output: OutputOpt = Output.text,
 ) -> None:
     """Approve the plan (the visit's manager or a director)."""
-    _update(ctx, visit_id, c.ApprovePlan, {"comment": comment}, actor, command_id, json_body, output)
+    _update(
+        ctx,
+        visit_id,
+        c.ApprovePlan,
+        {"comment": comment, "on_behalf_of": for_id},
+        actor,
+        command_id,
+        json_body,
+        output,
+    )
 
 
 @visits_app.command()
@@ -195,12 +206,22 @@ def reject(
     visit_id: VisitIdArg,
     reason: ReasonOpt = None,
     actor: AsOpt = None,
+    for_id: ForOpt = None,
     command_id: CommandIdOpt = None,
     json_body: JsonOpt = None,
     output: OutputOpt = Output.text,
 ) -> None:
     """Reject the plan; the visit closes (manager or director)."""
-    _update(ctx, visit_id, c.RejectPlan, {"reason": reason}, actor, command_id, json_body, output)
+    _update(
+        ctx,
+        visit_id,
+        c.RejectPlan,
+        {"reason": reason, "on_behalf_of": for_id},
+        actor,
+        command_id,
+        json_body,
+        output,
+    )
 
 
 @visits_app.command("return-plan")
@@ -209,12 +230,22 @@ def return_plan(
     visit_id: VisitIdArg,
     reason: ReasonOpt = None,
     actor: AsOpt = None,
+    for_id: ForOpt = None,
     command_id: CommandIdOpt = None,
     json_body: JsonOpt = None,
     output: OutputOpt = Output.text,
 ) -> None:
     """Return the plan to the rep for changes (修改意见)."""
-    _update(ctx, visit_id, c.ReturnPlan, {"reason": reason}, actor, command_id, json_body, output)
+    _update(
+        ctx,
+        visit_id,
+        c.ReturnPlan,
+        {"reason": reason, "on_behalf_of": for_id},
+        actor,
+        command_id,
+        json_body,
+        output,
+    )
 
 
 @visits_app.command()
@@ -225,12 +256,13 @@ def reschedule(
     duration: Annotated[int | None, typer.Option("--duration", help="New expected minutes.")] = None,
     reason: ReasonOpt = None,
     actor: AsOpt = None,
+    for_id: ForOpt = None,
     command_id: CommandIdOpt = None,
     json_body: JsonOpt = None,
     output: OutputOpt = Output.text,
 ) -> None:
     """Move the visit before it happens; the new time needs approval again."""
-    fields = {"scheduled_start": at, "duration_minutes": duration, "reason": reason}
+    fields = {"scheduled_start": at, "duration_minutes": duration, "reason": reason, "on_behalf_of": for_id}
     _update(ctx, visit_id, c.Reschedule, fields, actor, command_id, json_body, output)
 
 
@@ -240,12 +272,22 @@ def cancel(
     visit_id: VisitIdArg,
     reason: ReasonOpt = None,
     actor: AsOpt = None,
+    for_id: ForOpt = None,
     command_id: CommandIdOpt = None,
     json_body: JsonOpt = None,
     output: OutputOpt = Output.text,
 ) -> None:
     """Cancel the visit before it happens (the rep, manager or a director)."""
-    _update(ctx, visit_id, c.CancelVisit, {"reason": reason}, actor, command_id, json_body, output)
+    _update(
+        ctx,
+        visit_id,
+        c.CancelVisit,
+        {"reason": reason, "on_behalf_of": for_id},
+        actor,
+        command_id,
+        json_body,
+        output,
+    )
 
 
 @visits_app.command("check-in")
@@ -336,12 +378,22 @@ def accept_report(
     visit_id: VisitIdArg,
     comment: CommentOpt = None,
     actor: AsOpt = None,
+    for_id: ForOpt = None,
     command_id: CommandIdOpt = None,
     json_body: JsonOpt = None,
     output: OutputOpt = Output.text,
 ) -> None:
     """Accept the report (manager or director); promised items are then followed up."""
-    _update(ctx, visit_id, c.AcceptReport, {"comment": comment}, actor, command_id, json_body, output)
+    _update(
+        ctx,
+        visit_id,
+        c.AcceptReport,
+        {"comment": comment, "on_behalf_of": for_id},
+        actor,
+        command_id,
+        json_body,
+        output,
+    )
 
 
 @visits_app.command("return-report")
@@ -350,12 +402,22 @@ def return_report(
     visit_id: VisitIdArg,
     reason: ReasonOpt = None,
     actor: AsOpt = None,
+    for_id: ForOpt = None,
     command_id: CommandIdOpt = None,
     json_body: JsonOpt = None,
     output: OutputOpt = Output.text,
 ) -> None:
     """Return the report for revision (manager or director); a new deadline starts."""
-    _update(ctx, visit_id, c.ReturnReport, {"reason": reason}, actor, command_id, json_body, output)
+    _update(
+        ctx,
+        visit_id,
+        c.ReturnReport,
+        {"reason": reason, "on_behalf_of": for_id},
+        actor,
+        command_id,
+        json_body,
+        output,
+    )
 
 
 @visits_app.command("complete-item")
@@ -381,12 +443,22 @@ def waive(
     visit_id: VisitIdArg,
     reason: ReasonOpt = None,
     actor: AsOpt = None,
+    for_id: ForOpt = None,
     command_id: CommandIdOpt = None,
     json_body: JsonOpt = None,
     output: OutputOpt = Output.text,
 ) -> None:
     """Waive a missing report, with a reason (manager or director); the waiver is on record."""
-    _update(ctx, visit_id, c.WaiveReport, {"reason": reason}, actor, command_id, json_body, output)
+    _update(
+        ctx,
+        visit_id,
+        c.WaiveReport,
+        {"reason": reason, "on_behalf_of": for_id},
+        actor,
+        command_id,
+        json_body,
+        output,
+    )
 
 
 @visits_app.command()
