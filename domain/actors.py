@@ -9,13 +9,15 @@ from domain.models import Frozen
 
 
 class Role(StrEnum):
-    """The roles of DOMAIN.md. `system` is the engine itself (reminders, escalations)."""
+    """The roles of DOMAIN.md. `system` is the engine itself (reminders, escalations);
+    `service` a backend system (the CRM, the "135" system) acting with an API key's scopes."""
 
     rep = "rep"
     manager = "manager"
     director = "director"
     auditor = "auditor"
     system = "system"
+    service = "service"
 
 
 class Actor(BaseModel):
@@ -34,6 +36,22 @@ CommandId = Annotated[str, Field(min_length=1, max_length=200)]
 Reason = Annotated[str, Field(min_length=1, max_length=2_000)]
 
 
+class CommandAuth(Frozen):
+    """Who vouched for a command: the door that authenticated its sender, and its signature.
+
+    `issuer` and `subject` name the verified identity (an identity provider's token, an API
+    key, the operator of the `visits` tool); `via` the service or tool that sent it; `key_id`
+    the signing key; `signature` the Ed25519 signature (base64url) over the command's
+    canonical JSON without the signature itself (`domain.signing`).
+    """
+
+    key_id: Annotated[str, Field(min_length=1, max_length=200)]
+    signature: Annotated[str, Field(min_length=1, max_length=200)]
+    issuer: Annotated[str, Field(min_length=1, max_length=500)]
+    subject: Annotated[str, Field(min_length=1, max_length=500)]
+    via: Annotated[str, Field(min_length=1, max_length=200)]
+
+
 class CommandBase(Frozen):
     """What every command carries: a client-chosen id (the idempotency key) and who acts.
 
@@ -45,3 +63,4 @@ class CommandBase(Frozen):
     command_id: CommandId
     actor: Actor
     on_behalf_of: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    auth: CommandAuth | None = None
